@@ -1,0 +1,3 @@
+from .base import BaseAdapter
+
+__all__ = ['BaseAdapter']

@@ -1,0 +1,69 @@
+"""The distiller interface: declare taps, build connectors from probed shapes, return weighted losses."""
+import torch.nn as nn
+
+from kdzoo.engine.schedules import build_schedule
+
+
+class BaseDistiller(nn.Module):
+    """A distillation method as one module.
+
+    Subclasses set ``student_taps`` / ``teacher_taps`` (lists of tap names) in ``__init__``, create their
+    connectors in :meth:`build` from the probed :class:`~kdzoo.taps.FeatureSpec` of those taps, and
+    implement :meth:`compute_losses`, which returns unweighted named losses. :meth:`forward` multiplies
+    them by ``loss_weight`` and the schedule factor.
+
+    Args:
+        loss_weight: weight of every loss this distiller returns.
+        schedule: a :class:`~kdzoo.engine.schedules.WeightSchedule` config (warm-up, ramp, stop).
+        teacher: name of the teacher in ``DistillModel.teachers``; may be left out with one teacher.
+    """
+
+    student_taps = ()
+    teacher_taps = ()
+
+    def __init__(self, loss_weight=1.0, schedule=None, teacher=None):
+        super().__init__()
+        if not isinstance(loss_weight, (int, float)) or loss_weight < 0:
+            raise ValueError(f"{type(self).__name__}: loss_weight must be a number >= 0, got {loss_weight!r}")
+        self.loss_weight = float(loss_weight)
+        self.schedule = build_schedule(schedule)
+        self.teacher = teacher
+
+    def bind(self, teacher_names):
+        """Pick this distiller's teacher among the model's teachers (called once by DistillModel)."""
+        teacher_names = list(teacher_names)
+        if self.teacher is None:
+            if len(teacher_names) != 1:
+                raise ValueError(f"{type(self).__name__}: set teacher= to one of {teacher_names}")
+            self.teacher = teacher_names[0]
+        elif self.teacher not in teacher_names:
+            raise KeyError(f"{type(self).__name__}: teacher {self.teacher!r} is not among the model's "
+                           f"teachers {teacher_names}")
+
+    def required_taps(self):
+        """``{'student': taps, teacher_name: taps}`` this distiller reads."""
+        return {'student': list(self.student_taps), self.teacher: list(self.teacher_taps)}
+
+    def build(self, student_specs, teacher_specs):
+        """Create connectors. ``*_specs`` map tap names to their probed FeatureSpec."""
+
+    def current_weight(self):
+        return self.loss_weight * (self.schedule.current_factor() if self.schedule else 1.0)
+
+    def forward(self, student, teachers, labels):
+        """``student``: {tap: Feature}; ``teachers``: {teacher: {tap: Feature}}; ``labels``: (B,) ints."""
+        losses = self.compute_losses(student, teachers[self.teacher], labels)
+        weight = self.current_weight()
+        return {name: loss * weight for name, loss in losses.items()}
+
+    def compute_losses(self, student, teacher, labels):
+        raise NotImplementedError(f"{type(self).__name__} must implement compute_losses (abstract)")
+
+    def extra_repr(self):
+        return f"teacher={self.teacher!r}, loss_weight={self.loss_weight}"
+
+
+def shape_error(method, what, student_spec, teacher_spec):
+    """The error every distiller raises when a pair of taps does not fit: both shapes, both tap names."""
+    return ValueError(f"{method}: {what}. Student tap {student_spec.describe()}; "
+                      f"teacher tap {teacher_spec.describe()}")

@@ -1,0 +1,3 @@
+from .schedules import WeightSchedule, build_schedule
+
+__all__ = ['WeightSchedule', 'build_schedule']

@@ -1,0 +1,1 @@
+from . import face_verification, ijb  # noqa: F401

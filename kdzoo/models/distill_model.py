@@ -1,0 +1,200 @@
+"""DistillModel: the mmengine model that runs a student, its teachers, adapters and distillers."""
+from contextlib import nullcontext
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+
+from kdzoo.registry import ADAPTERS, DISTILLERS, MODELS
+from kdzoo.taps.recorder import TapRecorder
+from .builders import build_model
+from .weights import load_weights
+
+NONFINITE_ACTIONS = ('raise', 'skip')
+
+
+def stack_labels(data_samples):
+    """Hard labels (B,) and, when the batch was mixed (mixup/cutmix), soft labels (B, K)."""
+    hard = torch.cat([sample.gt_label for sample in data_samples])
+    if 'gt_score' in data_samples[0]:
+        soft = torch.stack([sample.gt_score for sample in data_samples])
+        return soft.argmax(1), soft
+    return hard, None
+
+
+def build_teacher(cfg):
+    cfg = dict(cfg)
+    checkpoint = cfg.pop('checkpoint', None)
+    prefix = cfg.pop('checkpoint_prefix', None)
+    teacher = build_model(cfg)
+    if checkpoint:
+        load_weights(teacher, checkpoint, prefix=prefix)
+    teacher.requires_grad_(False)
+    return teacher.eval()
+
+
+@MODELS.register_module()
+class DistillModel(BaseModel):
+    """Student + teachers + adapters + distillers, trained through mmengine's Runner.
+
+    Args:
+        student: model config (or module) whose forward maps images to logits. A student with a
+            ``task_loss(output, labels)`` method (face recognisers) supplies its own task loss.
+        teachers: ``{name: model config}``; a config may carry ``checkpoint`` (state dict, mmengine
+            checkpoint or safetensors, loaded with ``weights_only=True``). Teachers are frozen and in eval.
+        distillers: distiller configs (see :class:`~kdzoo.distillers.BaseDistiller`).
+        adapters: adapter configs (see :class:`~kdzoo.adapters.BaseAdapter`).
+        input_size: (C, H, W) used to probe tap shapes at build time.
+        task_loss_weight: weight of the student's task loss (CE by default); 0 disables it.
+        label_smoothing: for the default CE task loss.
+        on_nonfinite: ``'raise'`` stops the run when a loss is NaN/inf, naming the term and iteration,
+            before the update (so no corrupted checkpoint is written); ``'skip'`` skips that update.
+    """
+
+    def __init__(self, student, teachers=None, distillers=(), adapters=(), input_size=(3, 224, 224),
+                 task_loss_weight=1.0, label_smoothing=0.0, on_nonfinite='raise',
+                 data_preprocessor=None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='mmpretrain.ClsDataPreprocessor'),
+                         init_cfg=init_cfg)
+        if on_nonfinite not in NONFINITE_ACTIONS:
+            raise ValueError(f"on_nonfinite must be one of {NONFINITE_ACTIONS}, got {on_nonfinite!r}")
+        self.input_size = tuple(input_size)
+        self.task_loss_weight = task_loss_weight
+        self.label_smoothing = label_smoothing
+        self.on_nonfinite = on_nonfinite
+        self.student = build_model(student)
+        self.teachers = nn.ModuleDict({name: build_teacher(cfg) for name, cfg in (teachers or {}).items()})
+        self.adapters = nn.ModuleList([ADAPTERS.build(cfg) if isinstance(cfg, dict) else cfg
+                                       for cfg in adapters])
+        self.distillers = nn.ModuleList([DISTILLERS.build(cfg) if isinstance(cfg, dict) else cfg
+                                         for cfg in distillers])
+        self._attach_adapters()
+        self.recorders = self._build_recorders()
+
+    # ---------------------------------------------------------------- build
+    def named_models(self):
+        return {'student': self.student, **self.teachers}
+
+    def _attach_adapters(self):
+        models = self.named_models()
+        for adapter in self.adapters:
+            if adapter.target not in models:
+                raise KeyError(f"{type(adapter).__name__} targets {adapter.target!r}, but the models are "
+                               f"{list(models)}")
+            adapter.attach(models[adapter.target])
+
+    def _build_recorders(self):
+        """One recorder per model that any distiller reads; probe shapes; let distillers build connectors."""
+        needed = {}
+        for distiller in self.distillers:
+            distiller.bind(self.teachers.keys())
+            for model_name, taps in distiller.required_taps().items():
+                needed.setdefault(model_name, []).extend(taps)
+        models = self.named_models()
+        recorders = {name: TapRecorder(models[name], taps, name) for name, taps in needed.items() if taps}
+        specs = {name: rec.probe(self.input_size) for name, rec in recorders.items()}
+        for distiller in self.distillers:
+            distiller.build(specs.get('student', {}), specs.get(distiller.teacher, {}))
+        return recorders
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.teachers.eval()
+        return self
+
+    @property
+    def teachers_need_grad(self):
+        return any(a.trainable and a.target in self.teachers for a in self.adapters)
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.student(inputs)
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+
+    def _record(self, name, model, inputs):
+        recorder = self.recorders.get(name)
+        if recorder is None:
+            return model(inputs), {}
+        recorder.start()
+        try:
+            output = model(inputs)
+        finally:
+            features = recorder.collect()
+        return output, features
+
+    def run_teachers(self, inputs):
+        """{teacher: {tap: Feature}}, without autograd unless a teacher adapter trains."""
+        context = nullcontext() if self.teachers_need_grad else torch.no_grad()
+        with context:
+            return {name: self._record(name, teacher, inputs)[1] for name, teacher in self.teachers.items()
+                    if name in self.recorders}
+
+    def task_loss(self, output, labels, soft_labels):
+        if hasattr(self.student, 'task_loss'):
+            return self.student.task_loss(output, labels)
+        if not self.task_loss_weight:
+            return {}
+        target = soft_labels if soft_labels is not None else labels
+        ce = F.cross_entropy(output, target, label_smoothing=self.label_smoothing)
+        return {'loss_cls': ce * self.task_loss_weight}
+
+    def loss(self, inputs, data_samples):
+        labels, soft_labels = stack_labels(data_samples)
+        teacher_features = self.run_teachers(inputs)
+        output, student_features = self._record('student', self.student, inputs)
+        losses = self.task_loss(output, labels, soft_labels)
+        for distiller in self.distillers:
+            for name, value in distiller(student_features, teacher_features, labels).items():
+                if name in losses:
+                    raise KeyError(f"two loss terms are named {name!r}; give the distillers distinct names")
+                losses[name] = value
+        return losses
+
+    def predict(self, inputs, data_samples=None):
+        output = self.student(inputs)
+        if hasattr(self.student, 'predict_samples'):
+            return self.student.predict_samples(output, data_samples)
+        from mmpretrain.structures import DataSample
+        data_samples = data_samples or [DataSample() for _ in range(output.shape[0])]
+        for sample, score in zip(data_samples, output.softmax(1)):
+            sample.set_pred_score(score).set_pred_label(score.argmax().unsqueeze(0))
+        return data_samples
+
+    # ---------------------------------------------------------------- training step
+    def train_step(self, data, optim_wrapper):
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        total, log_vars = self.parse_losses(losses)
+        if not torch.isfinite(total):
+            self._handle_nonfinite(losses, optim_wrapper)
+            return log_vars
+        optim_wrapper.update_params(total)
+        return log_vars
+
+    def _handle_nonfinite(self, losses, optim_wrapper):
+        iteration = MessageHub.get_current_instance().get_info('iter', 0) + 1
+        bad = [f"{name}={value.detach().float().mean().item()}" for name, value in losses.items()
+               if not torch.isfinite(value).all()]
+        message = f"non-finite loss at iteration {iteration}: {', '.join(bad) or 'the total'}"
+        if self.on_nonfinite == 'raise':
+            raise FloatingPointError(message + "; training stopped before the update, so the last "
+                                     "checkpoint is intact. Lower the LR, enable gradient clipping or "
+                                     "set model.on_nonfinite='skip'.")
+        from mmengine.logging import print_log
+        print_log(message + '; update skipped', logger='current', level=30)
+        optim_wrapper.zero_grad()
+
+    # ---------------------------------------------------------------- export
+    def student_state_dict(self):
+        """The bare student's weights, keyed as the student network itself (no wrapper prefix)."""
+        student = getattr(self.student, 'model', self.student) \
+            if getattr(self.student, 'kdzoo_module_root', None) == 'model' else self.student
+        return {k: v.detach().clone() for k, v in student.state_dict().items()}

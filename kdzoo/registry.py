@@ -1,0 +1,68 @@
+"""kdzoo's registries in the ``kdzoo`` scope: children of mmengine's, plus two of its own.
+
+mmengine has no registry for distillers or adapters (and allows one child per scope under its MODELS),
+so ``DISTILLERS`` and ``ADAPTERS`` are root registries of the ``kdzoo`` scope.
+
+Every registry builds through :func:`build_or_explain`, so an unknown ``type`` fails with the names that
+are registered and the closest matches, instead of mmengine's bare "not in the registry".
+"""
+import difflib
+
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import Registry, build_from_cfg, build_model_from_cfg
+
+
+def registered_names(registry):
+    """Names a ``type`` can take in ``registry``: its own, then its ancestors'."""
+    names, node = [], registry
+    while node is not None:
+        names.extend(k for k in node.module_dict if k not in names)
+        node = node.parent
+    return names
+
+
+def unknown_name_error(kind, name, choices):
+    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ''
+    listed = ', '.join(sorted(choices, key=str.lower))
+    return KeyError(f"Unknown {kind} {name!r}.{hint} Available: {listed}")
+
+
+def _check_type(cfg, registry):
+    obj_type = cfg.get('type') if hasattr(cfg, 'get') else None
+    if isinstance(obj_type, str) and registry.get(obj_type) is None:
+        own = list(registry.module_dict)
+        raise unknown_name_error(registry.name, obj_type, own or registered_names(registry))
+
+
+def build_or_explain(cfg, registry, default_args=None):
+    if isinstance(cfg, (list, tuple)):
+        return [build_or_explain(c, registry, default_args) for c in cfg]
+    _check_type(cfg, registry)
+    return build_from_cfg(cfg, registry, default_args)
+
+
+def build_model_or_explain(cfg, registry, default_args=None):
+    if not isinstance(cfg, (list, tuple)):
+        _check_type(cfg, registry)
+    return build_model_from_cfg(cfg, registry, default_args)
+
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='kdzoo', locations=['kdzoo.models'],
+                  build_func=build_model_or_explain)
+DISTILLERS = Registry('distiller', scope='kdzoo', locations=['kdzoo.distillers'],
+                      build_func=build_or_explain)
+ADAPTERS = Registry('adapter', scope='kdzoo', locations=['kdzoo.adapters'],
+                    build_func=build_or_explain)
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='kdzoo', locations=['kdzoo.datasets'],
+                    build_func=build_or_explain)
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='kdzoo', locations=['kdzoo.datasets'],
+                      build_func=build_or_explain)
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='kdzoo', locations=['kdzoo.evaluation'],
+                   build_func=build_or_explain)
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='kdzoo', locations=['kdzoo.engine'],
+                 build_func=build_or_explain)
