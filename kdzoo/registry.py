@@ -66,3 +66,16 @@ METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='kdzoo', locations=[
                    build_func=build_or_explain)
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='kdzoo', locations=['kdzoo.engine'],
                  build_func=build_or_explain)
+
+
+def _plain_children():
+    """Children of mmengine's other roots, so Runner look-ups in the kdzoo scope resolve without warnings."""
+    import mmengine.registry as root
+    names = ('DATA_SAMPLERS', 'EVALUATOR', 'FUNCTIONS', 'INFERENCERS', 'LOG_PROCESSORS', 'LOOPS',
+             'MODEL_WRAPPERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIMIZERS', 'PARAM_SCHEDULERS',
+             'RUNNERS', 'RUNNER_CONSTRUCTORS', 'STRATEGIES', 'TASK_UTILS', 'VISBACKENDS', 'VISUALIZERS',
+             'WEIGHT_INITIALIZERS')
+    return {name: Registry(getattr(root, name).name, parent=getattr(root, name), scope='kdzoo') for name in names}
+
+
+globals().update(_plain_children())

@@ -1,0 +1,2 @@
+from .mnist import EmbeddedMNIST  # noqa: F401
+from . import face  # noqa: F401

@@ -1,3 +1,4 @@
+from .hooks import TeacherEvalHook
 from .schedules import WeightSchedule, build_schedule
 
-__all__ = ['WeightSchedule', 'build_schedule']
+__all__ = ['TeacherEvalHook', 'WeightSchedule', 'build_schedule']

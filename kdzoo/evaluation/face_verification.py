@@ -204,22 +204,26 @@ def val_at_far(distances, issame, far_target=1e-3, n_folds=10, thresholds=None):
         thresholds: the grid; defaults to insightface's ``np.arange(0, 4, 0.001)``.
 
     Returns:
-        :class:`ValAtFar`: mean VAL, population std of VAL and mean FAR over the folds. A fold without
-        genuine (or impostor) pairs makes VAL (or FAR) nan, with an :class:`UndefinedMetricWarning`.
+        :class:`ValAtFar`: mean VAL, population std of VAL and mean FAR over the folds. Training folds
+        without impostor pairs, or test folds without genuine (impostor) pairs, make the result nan, with
+        an :class:`UndefinedMetricWarning` (insightface divides by zero there).
     """
     distances, issame = _as_pairs(distances, issame)
     thresholds = VAL_THRESHOLDS if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     vals, fars = [], []
     for train, test in contiguous_folds(distances.size, n_folds):
-        _, false_accepts = _accepted_counts(distances[train], issame[train], thresholds)
         num_impostor = np.count_nonzero(~issame[train])
-        train_fars = false_accepts / num_impostor if num_impostor else np.zeros(thresholds.size)
-        val, far = val_far(distances[test], issame[test], threshold_for_far(train_fars, thresholds, far_target))
+        if num_impostor == 0:  # no FAR curve to fit a threshold to
+            val, far = float('nan'), float('nan')
+        else:
+            _, false_accepts = _accepted_counts(distances[train], issame[train], thresholds)
+            threshold = threshold_for_far(false_accepts / num_impostor, thresholds, far_target)
+            val, far = val_far(distances[test], issame[test], threshold)
         vals.append(val)
         fars.append(far)
     vals, fars = np.asarray(vals), np.asarray(fars)
     if np.isnan(vals).any() or np.isnan(fars).any():
-        warnings.warn('VAL@FAR: some fold has no genuine or no impostor pairs; the result is nan',
+        warnings.warn('VAL@FAR: some fold lacks genuine or impostor pairs; the result is nan',
                       UndefinedMetricWarning, stacklevel=2)
     return ValAtFar(float(np.mean(vals)), float(np.std(vals)), float(np.mean(fars)))
 
@@ -237,7 +241,7 @@ def _as_pairs(distances, issame):
 # ----------------------------------------------------------------------------------------------------------
 # ROC (similarity scores: higher means "same")
 # ----------------------------------------------------------------------------------------------------------
-def _roc_counts(scores, labels, drop_intermediate=False):
+def roc_counts(scores, labels, drop_intermediate=False):
     """Cumulative (false positives, true positives, thresholds) over the distinct scores, highest first,
     starting from (0, 0, +inf); as sklearn ``roc_curve`` builds them."""
     scores, labels = _as_pairs(scores, labels)
@@ -272,13 +276,20 @@ def roc_curve(scores, labels, drop_intermediate=False):
     Returns:
         (fpr, tpr, thresholds), with ``score >= threshold`` predicted genuine.
     """
-    fps, tps, thresholds = _roc_counts(scores, labels, drop_intermediate)
+    fps, tps, thresholds = roc_counts(scores, labels, drop_intermediate)
     return _rate(fps, fps[-1], 'impostor'), _rate(tps, tps[-1], 'genuine'), thresholds
 
 
 def roc_auc(scores, labels):
     """Area under the ROC by the trapezoid rule (a tie between a genuine and an impostor counts 1/2)."""
-    fpr, tpr, _ = roc_curve(scores, labels)
+    fps, tps, _ = roc_counts(scores, labels)
+    return auc_from_counts(fps, tps)
+
+
+def auc_from_counts(fps, tps):
+    """Trapezoid area under cumulative (false, true) positive counts; nan, with a warning, if a class is
+    empty. Dropping collinear points (``drop_intermediate``) does not change it."""
+    fpr, tpr = _rate(fps, fps[-1], 'impostor'), _rate(tps, tps[-1], 'genuine')
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return float('nan')
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
@@ -296,21 +307,26 @@ def tpr_at_fpr(scores, labels, fpr, rule='at_most', drop_intermediate=False):
     A target below 1 / (number of impostor pairs) cannot be resolved by the pairs: the result is nan with
     an :class:`UndefinedMetricWarning` (insightface would silently report the TPR at FPR 0 there).
     """
+    fps, tps, _ = roc_counts(scores, labels, drop_intermediate)
+    return tpr_from_counts(fps, tps, fpr, rule)
+
+
+def tpr_from_counts(fps, tps, fpr, rule='at_most'):
+    """:func:`tpr_at_fpr` on cumulative ROC counts, so that one sort serves several targets."""
     if rule not in ('at_most', 'closest'):
         raise ValueError(f"rule must be 'at_most' or 'closest', got {rule!r}")
     if not 0 < fpr <= 1:
         raise ValueError(f"target FPR must be in (0, 1], got {fpr}")
-    fps, tps, _ = _roc_counts(scores, labels, drop_intermediate)
-    num_impostor, num_genuine = fps[-1], tps[-1]
+    num_impostor, num_genuine = int(fps[-1]), int(tps[-1])
     if num_genuine == 0 or num_impostor == 0:
         warnings.warn(f"TPR@FPR={fpr:g}: {num_genuine} genuine and {num_impostor} impostor pairs; nan",
-                      UndefinedMetricWarning, stacklevel=2)
+                      UndefinedMetricWarning, stacklevel=3)
         return float('nan')
     # Compare counts, not float rates: k/n vs a decimal literal can differ by an ulp.
     allowed_false_positives = np.floor(fpr * num_impostor + 1e-9)
     if allowed_false_positives < 1:
         warnings.warn(f"TPR@FPR={fpr:g} needs at least {int(np.ceil(1 / fpr))} impostor pairs, got "
-                      f"{num_impostor}; reporting nan", UndefinedMetricWarning, stacklevel=2)
+                      f"{num_impostor}; reporting nan", UndefinedMetricWarning, stacklevel=3)
         return float('nan')
     if rule == 'at_most':
         return float(tps[fps <= allowed_false_positives].max() / num_genuine)

@@ -21,8 +21,8 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from kdzoo.evaluation.face_verification import (embedding_result, format_rate, l2_normalize, roc_auc,
-                                                stack_results_by_index, tpr_at_fpr)
+from kdzoo.evaluation.face_verification import (auc_from_counts, embedding_result, format_rate, l2_normalize,
+                                                roc_counts, stack_results_by_index, tpr_from_counts)
 from kdzoo.registry import METRICS
 
 IJB_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -133,7 +133,12 @@ def ijb_tpr_at_far(scores, labels, fars=IJB_FARS):
 
     A FAR below 1 / (number of impostor pairs) is nan with an ``UndefinedMetricWarning``.
     """
-    return {far: 100 * tpr_at_fpr(scores, labels, far, rule='closest', drop_intermediate=True) for far in fars}
+    fps, tps, _ = roc_counts(scores, labels, drop_intermediate=True)
+    return _closest_tprs_percent(fps, tps, fars)
+
+
+def _closest_tprs_percent(fps, tps, fars):
+    return {far: 100 * tpr_from_counts(fps, tps, far, rule='closest') for far in fars}
 
 
 def evaluate_ijb(img_feats, templates, medias, p1, p2, labels, img_feats_flip=None, detector_scores=None,
@@ -143,15 +148,24 @@ def evaluate_ijb(img_feats, templates, medias, p1, p2, labels, img_feats_flip=No
                                    use_detector_score, use_flip)
     template_feats, unique_templates = image_to_template_features(feats, templates, medias)
     scores = verify_templates(template_feats, unique_templates, p1, p2)
-    labels = np.asarray(labels).astype(bool).reshape(-1)
-    return IJBResult(ijb_tpr_at_far(scores, labels, fars), roc_auc(scores, labels),
-                     bool(normalize), bool(use_detector_score), bool(use_flip), name)
+    fps, tps, _ = roc_counts(scores, np.asarray(labels).astype(bool), drop_intermediate=True)
+    return IJBResult(_closest_tprs_percent(fps, tps, fars), auc_from_counts(fps, tps), bool(normalize),
+                     bool(use_detector_score), bool(use_flip), name)
+
+
+def evaluate_ijb_modes(img_feats, templates, medias, p1, p2, labels, img_feats_flip=None, detector_scores=None,
+                       modes=None, fars=IJB_FARS, name=''):
+    """:func:`evaluate_ijb` once per (normalize, use_detector_score, use_flip) in ``modes`` (default: all 8);
+    the rows go to :func:`format_ijb_table`."""
+    return [evaluate_ijb(img_feats, templates, medias, p1, p2, labels, img_feats_flip, detector_scores,
+                         normalize, use_detector_score, use_flip, fars, name)
+            for normalize, use_detector_score, use_flip in (modes or all_test_modes())]
 
 
 def format_ijb_table(rows: Sequence[IJBResult], fars: Optional[Sequence[float]] = None):
     """A text table, one line per result, the switches printed next to the TPRs (percent, 2 decimals)."""
     fars = tuple(fars or rows[0].tpr_at_far)
-    header = ['method', 'mode', 'normalize', 'det_score', 'flip'] + [format_rate(f) for f in fars] + ['AUC']
+    header = ['method', 'mode', 'normalize', 'det_score', 'flip'] + [format_rate(f) for f in fars] + ['AUC%']
     lines = [[row.name or '-', mode_tag(row.normalize, row.use_detector_score, row.use_flip),
               str(row.normalize), str(row.use_detector_score), str(row.use_flip)]
              + [f"{row.tpr_at_far[f]:.2f}" for f in fars] + [f"{100 * row.auc:.2f}"] for row in rows]

@@ -25,10 +25,11 @@ def stack_labels(data_samples):
 
 
 def build_teacher(cfg):
+    """A frozen teacher in eval mode from ``dict(model=..., checkpoint=...)`` or a bare model config."""
     cfg = dict(cfg)
     checkpoint = cfg.pop('checkpoint', None)
     prefix = cfg.pop('checkpoint_prefix', None)
-    teacher = build_model(cfg)
+    teacher = build_model(cfg.pop('model') if 'model' in cfg and 'type' not in cfg else cfg)
     if checkpoint:
         load_weights(teacher, checkpoint, prefix=prefix)
     teacher.requires_grad_(False)
@@ -42,8 +43,9 @@ class DistillModel(BaseModel):
     Args:
         student: model config (or module) whose forward maps images to logits. A student with a
             ``task_loss(output, labels)`` method (face recognisers) supplies its own task loss.
-        teachers: ``{name: model config}``; a config may carry ``checkpoint`` (state dict, mmengine
-            checkpoint or safetensors, loaded with ``weights_only=True``). Teachers are frozen and in eval.
+        teachers: ``{name: dict(model=<model config>, checkpoint=<path>)}`` (or a bare model config that
+            may carry ``checkpoint``). Checkpoints are state dicts, mmengine checkpoints or safetensors,
+            loaded with ``weights_only=True``. Teachers are frozen and stay in eval mode.
         distillers: distiller configs (see :class:`~kdzoo.distillers.BaseDistiller`).
         adapters: adapter configs (see :class:`~kdzoo.adapters.BaseAdapter`).
         input_size: (C, H, W) used to probe tap shapes at build time.
@@ -157,10 +159,12 @@ class DistillModel(BaseModel):
                 losses[name] = value
         return losses
 
-    def predict(self, inputs, data_samples=None):
-        output = self.student(inputs)
-        if hasattr(self.student, 'predict_samples'):
-            return self.student.predict_samples(output, data_samples)
+    def predict(self, inputs, data_samples=None, model_name='student'):
+        """Predictions of the student (or, for evaluation hooks, of a named teacher)."""
+        model = self.named_models()[model_name]
+        output = model(inputs)
+        if hasattr(model, 'predict_samples'):
+            return model.predict_samples(output, data_samples)
         from mmpretrain.structures import DataSample
         data_samples = data_samples or [DataSample() for _ in range(output.shape[0])]
         for sample, score in zip(data_samples, output.softmax(1)):

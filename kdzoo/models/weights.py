@@ -51,9 +51,18 @@ def _listing(names, limit=12):
 
 
 def load_weights(module, path, prefix=None, strict=True):
-    """Load ``path`` into ``module``; on any mismatch raise before touching the module (no half-load)."""
+    """Load the weights file ``path`` into ``module`` (see :func:`load_state`)."""
+    return load_state(module, read_state_dict(path), path, prefix, strict)
+
+
+def load_state(module, state, source='state dict', prefix=None, strict=True):
+    """Load ``state`` into ``module``; on any mismatch raise before touching the module (no half-load).
+
+    Keys are matched through the usual wrapper prefixes, or by stripping ``prefix`` when it is given.
+    Returns the (missing, unexpected) key names that were tolerated with ``strict=False``.
+    """
     own = module.state_dict()
-    mapped = match_to_module(read_state_dict(path), set(own), prefix)
+    mapped = match_to_module(state, set(own), prefix)
     missing = set(own) - set(mapped)
     unexpected = set(mapped) - set(own)
     wrong_shape = [f"{k}: checkpoint {tuple(mapped[k].shape)} vs model {tuple(own[k].shape)}"
@@ -66,7 +75,7 @@ def load_weights(module, path, prefix=None, strict=True):
     if wrong_shape:
         problems.append(f"shape mismatches ({len(wrong_shape)}): {_listing(wrong_shape)}")
     if problems:
-        raise KeyError(f"weights {path!r} do not fit {type(module).__name__}; nothing was loaded.\n  "
+        raise KeyError(f"weights {source!r} do not fit {type(module).__name__}; nothing was loaded.\n  "
                        + '\n  '.join(problems))
     module.load_state_dict({k: v for k, v in mapped.items() if k in own}, strict=False)
     return sorted(missing), sorted(unexpected)

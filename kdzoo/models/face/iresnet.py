@@ -94,7 +94,7 @@ class IResNet(nn.Module):
             if depth not in IRESNET_DEPTHS:
                 raise ValueError(f'IResNet depth must be one of {sorted(IRESNET_DEPTHS)}, got {depth}')
             layers = IRESNET_DEPTHS[depth]
-        self.num_features = num_features
+        self.num_features = self.embedding_size = num_features
         self.final_grid = (img_size // 16, img_size // 16)
 
         self.conv1 = conv3x3(3, STAGE_WIDTHS[0])
@@ -121,6 +121,8 @@ class IResNet(nn.Module):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
         if zero_init_residual:
+            # bn3 closes the residual branch; arcface_torch zeroes bn2, a leftover of torchvision's naming,
+            # which does not make the block an identity.
             for m in self.modules():
                 if isinstance(m, IBasicBlock):
                     nn.init.constant_(m.bn3.weight, 0)

@@ -1,0 +1,102 @@
+"""What tools/train.py, test.py and export.py share: runner construction, teacher-first training, export."""
+import os
+import os.path as osp
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from kdzoo.utils.compat import cpu_ddp_wrapper_cfg, init_cpu_distributed, needs_cpu_distributed
+
+
+def build_runner(cfg, launcher='none'):
+    """A Runner for ``cfg``; on a CPU-only machine a distributed launch uses gloo (compat fix 2)."""
+    cfg.launcher = launcher
+    if needs_cpu_distributed(launcher):
+        init_cpu_distributed(launcher)
+        cfg.model_wrapper_cfg = cpu_ddp_wrapper_cfg()
+        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    return Runner.from_cfg(cfg)
+
+
+def bare_model(runner):
+    model = runner.model
+    return model.module if hasattr(model, 'module') else model
+
+
+def export_student(model, path):
+    """Write the bare student (no teachers, adapters or connectors) as safetensors or a state dict."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.student_state_dict().items()}
+    if path.endswith('.safetensors'):
+        from safetensors.torch import save_file
+        save_file(state, path)
+    else:
+        import torch
+        torch.save(state, path)
+    return path
+
+
+def train_missing_teachers(cfg, launcher='none'):
+    """Train each teacher named in ``cfg.teacher_configs`` whose checkpoint file does not exist yet."""
+    for name, teacher_config in (cfg.get('teacher_configs') or {}).items():
+        checkpoint = cfg.model.teachers[name].get('checkpoint')
+        if not checkpoint or osp.isfile(checkpoint):
+            continue
+        print_log(f"teacher {name!r}: checkpoint {checkpoint} not found, so it is trained first with "
+                  f"{teacher_config}", logger='current')
+        teacher_cfg = Config.fromfile(teacher_config)
+        teacher_cfg.work_dir = osp.join(osp.dirname(checkpoint) or '.', f'{name}_teacher_run')
+        runner = build_runner(teacher_cfg, launcher)
+        runner.train()
+        if runner.rank == 0:
+            export_student(bare_model(runner), checkpoint)
+            print_log(f"teacher {name!r}: trained, weights written to {checkpoint}", logger='current')
+        _barrier_if_distributed()
+
+
+def _barrier_if_distributed():
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def final_summary(runner):
+    """Log the teachers' and the student's last validation results in one closing line."""
+    hub = runner.message_hub
+    parts = [f"teacher {key.split('/')[1]} {key.split('/', 2)[2]}: {value:.2f}"
+             for key, value in hub.runtime_info.items() if key.startswith('teacher/')]
+    parts += [f"student {key[4:]}: {hub.get_scalar(key).current():.2f}"
+              for key in hub.log_scalars if key.startswith('val/') and 'time' not in key]
+    if parts:
+        runner.logger.info('kdzoo summary: ' + '; '.join(parts))
+
+
+def student_only_config(cfg):
+    """The config's model without teachers, distillers or adapters: what evaluation and export need."""
+    model_cfg = cfg.model.copy()
+    model_cfg.update(teachers={}, distillers=[], adapters=[])
+    return model_cfg
+
+
+def load_student(cfg, checkpoint):
+    """A student-only DistillModel with the student weights of ``checkpoint``.
+
+    ``checkpoint`` is a bare student (safetensors or a state dict, read with weights_only=True) or a
+    training checkpoint written by tools/train.py (the Runner's own format, see kdzoo.utils.compat).
+    """
+    import pickle
+
+    from kdzoo.models.weights import load_state, read_state_dict
+    from kdzoo.registry import MODELS
+    model = MODELS.build(student_only_config(cfg))
+    try:
+        state = read_state_dict(checkpoint)
+    except pickle.UnpicklingError:
+        from mmengine.runner.checkpoint import CheckpointLoader
+        print_log(f"{checkpoint} is a training checkpoint; reading it as the Runner's own file",
+                  logger='current')
+        state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')['state_dict']
+    student_keys = {k: v for k, v in state.items() if k.startswith('student.')} or state
+    load_state(model.student, student_keys, checkpoint)
+    return model

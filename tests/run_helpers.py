@@ -1,0 +1,45 @@
+"""Tiny, fast versions of the quick-start runs for tests: small data subsets, one epoch, random teachers."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+QUICKSTART = osp.join(ROOT, 'configs', 'quickstart')
+
+
+def random_vit_teacher(path):
+    """Write randomly initialised quick-start ViT teacher weights (the bare timm model) as safetensors."""
+    from mmengine.config import Config
+    from safetensors.torch import save_file
+
+    from kdzoo.models import build_model
+    cfg = Config.fromfile(osp.join(QUICKSTART, '_models.py'))
+    save_file({k: v.contiguous() for k, v in build_model(cfg.vit_teacher).model.state_dict().items()}, path)
+    return path
+
+
+def tiny_config(tmp_path, method, teacher=None, train_items=128, val_items=100, epochs=1, batch_size=32,
+                extra=''):
+    """A config file that inherits configs/quickstart/<method>.py and shrinks it for a test."""
+    teacher_line = ''
+    if teacher is not None:
+        teacher_line = f"model = dict(teachers=dict(vit=dict(checkpoint={str(teacher)!r})))\n"
+    text = (f"_base_ = [{osp.join(QUICKSTART, method + '.py')!r}]\n{teacher_line}"
+            f"train_dataloader = dict(batch_size={batch_size}, dataset=dict(num_items={train_items}))\n"
+            f"val_dataloader = dict(dataset=dict(num_items={val_items}))\n"
+            f"test_dataloader = dict(dataset=dict(num_items={val_items}))\n"
+            f"train_cfg = dict(max_epochs={epochs}, val_interval={epochs})\n"
+            f"default_hooks = dict(logger=dict(interval=1))\n{extra}")
+    path = osp.join(str(tmp_path), f'{method}_tiny.py')
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def run_tool(*args, timeout=600, env=None, cwd=None):
+    """Run a python tool or module in a fresh process; returns (returncode, combined output)."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1', **(env or {}))
+    proc = subprocess.run([sys.executable, *args], cwd=cwd or ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr

@@ -1,0 +1,82 @@
+"""The two mmengine breakages on torch >= 2.6 (environment.md) and kdzoo's fixes for them."""
+import os
+import pickle
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
+
+from kdzoo.utils.compat import load_runner_checkpoint
+from run_helpers import ROOT, random_vit_teacher, run_tool, tiny_config
+
+
+def make_runner(config, work_dir, **overrides):
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(work_dir)
+    cfg.merge_from_dict(overrides)
+    return Runner.from_cfg(cfg)
+
+
+@pytest.fixture(scope='module')
+def trained_once(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('resume')
+    config = tiny_config(tmp, 'student_only', train_items=64, val_items=50, epochs=2, batch_size=32)
+    make_runner(config, tmp / 'run', **{'train_cfg.max_epochs': 1}).train()
+    return config, tmp
+
+
+def test_resume_continues_from_the_checkpoint(trained_once):
+    config, tmp = trained_once
+    runner = make_runner(config, tmp / 'run', resume=True)
+    runner.train()
+    assert runner.epoch == 2 and runner.iter == 4   # 1 epoch restored + 1 trained, 2 iterations each
+
+
+def test_load_from_reads_a_runner_checkpoint(trained_once):
+    config, tmp = trained_once
+    runner = make_runner(config, tmp / 'loaded', load_from=str(tmp / 'run' / 'epoch_1.pth'))
+    runner.train()
+    saved = torch.load(tmp / 'run' / 'epoch_1.pth', weights_only=False)['state_dict']
+    assert saved.keys() == runner.model.state_dict().keys()
+
+
+def test_resume_fails_without_the_fix(trained_once):
+    """mmengine's own loader calls torch.load with the new weights_only=True default and is refused."""
+    config, tmp = trained_once
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
+    try:
+        with pytest.raises(pickle.UnpicklingError):
+            make_runner(config, tmp / 'unfixed', resume=True,
+                        load_from=str(tmp / 'run' / 'epoch_1.pth')).train()
+    finally:
+        CheckpointLoader.register_scheme(prefixes='', force=True)(load_runner_checkpoint)
+
+
+SINGLE_RANK_ENV = dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1', MASTER_PORT='29531')
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the breakage only exists on machines without a GPU')
+def test_mmengine_cpu_distributed_init_fails_without_the_fix():
+    code = "from mmengine.dist import init_dist; init_dist('pytorch', backend='gloo'); print('initialised')"
+    rc, out = run_tool('-c', code, env=SINGLE_RANK_ENV, timeout=120)
+    assert rc != 0 and 'initialised' not in out
+    code = ("from kdzoo.utils.compat import init_cpu_distributed; import torch.distributed as d; "
+            "init_cpu_distributed('pytorch'); print('backend', d.get_backend())")
+    rc, out = run_tool('-c', code, env=SINGLE_RANK_ENV, timeout=120)
+    assert rc == 0 and 'backend gloo' in out, out
+
+
+@pytest.mark.dist
+def test_two_process_cpu_training_with_torchrun(tmp_path):
+    teacher = random_vit_teacher(str(tmp_path / 'teacher.safetensors'))
+    config = tiny_config(tmp_path, 'kd', teacher=teacher, train_items=128, val_items=50, batch_size=16)
+    work_dir = tmp_path / 'ddp'
+    rc, out = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+                       os.path.join(ROOT, 'tools', 'train.py'), config, '--launcher', 'pytorch',
+                       '--work-dir', str(work_dir), timeout=400)
+    assert rc == 0, out[-3000:]
+    assert 'Distributed launcher: pytorch' in out or 'distributed: True' in out
+    assert (work_dir / 'epoch_1.pth').is_file()
+    assert 'kdzoo summary' in out

@@ -1,0 +1,38 @@
+"""Write the bare student of a trained kdzoo run: no teachers, adapters or connectors.
+
+    python tools/export.py CONFIG CHECKPOINT [--out-dir DIR] [--name student]
+
+Writes DIR/NAME.safetensors and DIR/NAME.pth (a plain state dict keyed as the student network itself,
+e.g. loadable into ``timm.create_model(...)``), and prints the parameter count and file sizes.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import kdzoo  # noqa: E402,F401
+from kdzoo.tools_support import export_student, load_student  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Export the bare student of a kdzoo run.')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', help='checkpoint written by tools/train.py')
+    parser.add_argument('--out-dir', help='default: the checkpoint\'s folder')
+    parser.add_argument('--name', default='student')
+    args = parser.parse_args(argv)
+    model = load_student(Config.fromfile(args.config), args.checkpoint)
+    out_dir = args.out_dir or osp.dirname(osp.abspath(args.checkpoint))
+    num_params = sum(v.numel() for v in model.student_state_dict().values())
+    written = [export_student(model, osp.join(out_dir, f'{args.name}{ext}')) for ext in ('.safetensors', '.pth')]
+    print(f'student: {num_params:,} parameters and buffers')
+    for path in written:
+        print(f'wrote {path} ({os.path.getsize(path) / 2 ** 20:.2f} MiB)')
+    return written
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,41 @@
+"""Evaluate the student of a kdzoo config on its test set.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+
+CHECKPOINT is a training checkpoint written by tools/train.py or a bare student exported by
+tools/export.py (safetensors or state dict). Teachers are not built: evaluation uses the student alone.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import kdzoo  # noqa: E402,F401
+from kdzoo.tools_support import build_runner, load_student, student_only_config  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Evaluate the student of a kdzoo config.')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', help='tools/train.py checkpoint, or an exported student')
+    parser.add_argument('--work-dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    args = parser.parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0] + '_test')
+    cfg.model = student_only_config(cfg)
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'TeacherEvalHook']
+    cfg.load_from, cfg.resume = None, False
+    runner = build_runner(cfg, args.launcher)
+    runner.model.student.load_state_dict(load_student(cfg, args.checkpoint).student.state_dict())
+    metrics = runner.test()
+    runner.logger.info('test results: ' + ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()))
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

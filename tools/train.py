@@ -1,0 +1,58 @@
+"""Train a kdzoo config with mmengine's Runner.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+                                 [--launcher none|pytorch|slurm]
+
+A distillation config may name, in ``teacher_configs``, the config that trains each teacher. When that
+teacher's ``checkpoint`` does not exist yet, it is trained first (the log says so) and its bare weights are
+written to the checkpoint path as safetensors. The log ends with the teachers' and the student's results.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import kdzoo  # noqa: E402,F401  (registers kdzoo and applies the mmengine fixes)
+from kdzoo.tools_support import build_runner, final_summary, train_missing_teachers  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train (distil) a model from a kdzoo config.')
+    parser.add_argument('config', help='config file, e.g. configs/quickstart/kd.py')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None,
+                        help='resume from CKPT, or from the latest checkpoint in the work dir if no CKPT')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (AmpOptimWrapper)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config entries, e.g. train_cfg.max_epochs=2')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume:
+        cfg.resume, cfg.load_from = True, args.resume
+    train_missing_teachers(cfg, args.launcher)
+    runner = build_runner(cfg, args.launcher)
+    runner.train()
+    final_summary(runner)
+
+
+if __name__ == '__main__':
+    main()
