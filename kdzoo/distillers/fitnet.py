@@ -27,8 +27,8 @@ Init (§2.2): convs Kaiming-normal (fan_out), Linear trunc-normal(0.02) with zer
 Defaults follow the heterogeneous OFA/PAT benchmarks: stages 1–4, weight 1, losses summed (one named loss
 per pair, ``loss_fitnet_<student tap>``). No KD term is included: PAT's ``kd_loss_weight`` corresponds to
 adding ``dict(type='kd')`` beside this distiller; the heterogeneous tables use pure FitNet (§11.6).
-mdistiller's homogeneous CIFAR-100 setting is one hint (``stages=('stage2',)`` on its CIFAR ResNets) with
-``loss_weight=100``.
+mdistiller's homogeneous CIFAR-100 setting is one hint, the output of the second residual stage of its CIFAR
+ResNets (e.g. ``stages=('stage2',)`` when they declare three stages), with ``loss_weight=100``.
 
 Swin stage outputs are maps in kdzoo (its NHWC output is normalised), whereas PAT treats Swin as a token
 model; set ``teacher_kind='tokens'`` (or ``student_kind``) to pick the token aligners for such a model.
@@ -36,7 +36,6 @@ model; set ``teacher_kind='tokens'`` (or ``student_kind``) to pick the token ali
 import re
 from typing import NamedTuple, Optional, Tuple
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_

@@ -7,8 +7,8 @@ code form, §11.9):
 
     L_OFA(z) = mean_batch[ −Σ_c ((p^t_c + e_c)^ε − e_c) · log p^s_c ],  p = softmax(z / T), e = one-hot(y).
 
-ε = 1 is soft cross-entropy with the teacher's probabilities (KD at T without the T² factor, as in the
-code). ``modulate_nontarget=False`` is the paper-only form: the target weight is (1 + p^t_y)^ε − 1 and the
+ε = 1 is soft cross-entropy with the teacher's probabilities (KD's gradient at T, without KD's T² factor,
+as in the code). ``modulate_nontarget=False`` is the paper-only form: the target weight is (1 + p^t_y)^ε − 1 and the
 non-target weights stay p^t_c. No teacher intermediate feature is used.
 
 Exit branches (§4), chosen by the student stage's family:
@@ -65,7 +65,10 @@ def ofa_loss(student_logits, teacher_logits, labels, eps, temperature=1.0, modul
 
 # ---------------------------------------------------------------------------------------------- CNN exits
 class SepConv(nn.Sequential):
-    """Depthwise 3×3 stride 2 → pointwise → BN → ReLU → depthwise 3×3 → pointwise to ``out_chans`` → BN → ReLU."""
+    """Two depthwise-separable 3×3 convs, each followed by BN and ReLU; the first has stride 2.
+
+    dw 3×3 /2 → pw 1×1 → BN → ReLU → dw 3×3 → pw 1×1 to ``out_chans`` → BN → ReLU.
+    """
 
     def __init__(self, in_chans, out_chans):
         super().__init__(

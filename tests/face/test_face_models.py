@@ -30,6 +30,16 @@ def num_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
+_BUILT = {}
+
+
+def shared_backbone(name):
+    """One real instance per backbone name for the whole module (building face ViTs costs seconds)."""
+    if name not in _BUILT:
+        _BUILT[name] = MODELS.build(dict(type=name))
+    return _BUILT[name]
+
+
 def build_on_meta(cfg):
     with torch.device('meta'):
         return MODELS.build(cfg).eval()
@@ -63,7 +73,7 @@ LARGE_BACKBONES = ['iresnet34', 'iresnet50', 'iresnet100', 'mbf_large', 'face_vi
 
 @pytest.mark.parametrize('name', SMALL_BACKBONES)
 def test_small_backbone_embeds_112_faces_to_512(name):
-    model = MODELS.build(dict(type=name))
+    model = shared_backbone(name).train()
     faces = torch.randn(2, *FACE_INPUT)
     out = model(faces)
     assert out.shape == (2, EMBED) and torch.isfinite(out).all()
@@ -118,7 +128,7 @@ def test_iresnet_layout(depth, blocks):
 
 def test_face_vit_follows_arcface_torch():
     from timm.layers import Attention
-    model = FaceViT('tiny')
+    model = shared_backbone('face_vit_t')
     assert model.num_patches == 144 and model.pos_embed.shape == (1, 144, 256)
     assert not hasattr(model, 'cls_token') and model.kdzoo_num_prefix_tokens == 0
     assert model.feature[0].in_features == 144 * 256
@@ -133,8 +143,16 @@ def test_face_vit_follows_arcface_torch():
 
 
 def test_face_vit_training_mask_keeps_the_embedding_shape():
-    model = FaceViT('tiny', mask_ratio=0.1).train()
-    assert model(torch.randn(2, *FACE_INPUT)).shape == (2, EMBED)
+    model = FaceViT('tiny', depth=2, mask_ratio=0.1).train()
+    faces = torch.randn(2, *FACE_INPUT)
+    assert model(faces).shape == (2, EMBED)
+    tokens = model.patch_embed(faces) + model.pos_embed
+    kept, restore = model.random_masking(tokens)
+    assert kept.shape == (2, int(144 * 0.9), 256)
+    restored = model.restore_masking(kept, restore)
+    is_mask = (restored == model.mask_token).all(dim=2)
+    assert (is_mask.sum(dim=1) == 144 - kept.shape[1]).all()
+    torch.testing.assert_close(restored[~is_mask], tokens[~is_mask])  # kept tokens go back to their place
 
 
 def test_face_swin_is_timm_swin_with_a_7x7_last_stage():
@@ -161,7 +179,7 @@ STAGE_SPECS = {
 
 @pytest.mark.parametrize('name', sorted(STAGE_SPECS))
 def test_recognizer_stage_taps_give_documented_shapes(name):
-    recognizer = FaceRecognizer(backbone=dict(type=name))
+    recognizer = FaceRecognizer(backbone=shared_backbone(name))
     assert recognizer.kdzoo_stages == [f'backbone.{p}' for p in recognizer.backbone.kdzoo_stages]
     for path in recognizer.kdzoo_stages:
         recognizer.get_submodule(path)
@@ -175,7 +193,7 @@ def test_recognizer_stage_taps_give_documented_shapes(name):
 
 
 def test_token_backbones_forward_their_tap_hints():
-    vit = FaceRecognizer(backbone=dict(type='face_vit_t'))
+    vit = FaceRecognizer(backbone=shared_backbone('face_vit_t'))
     assert vit.kdzoo_num_prefix_tokens == 0 and vit.kdzoo_grid == (12, 12)
     assert vit.kdzoo_stages == ['backbone.blocks.1', 'backbone.blocks.3', 'backbone.blocks.9',
                                 'backbone.blocks.11']
@@ -185,7 +203,7 @@ def test_token_backbones_forward_their_tap_hints():
 
 
 def test_attention_taps_read_timm_attention_probabilities():
-    vit = FaceRecognizer(backbone=dict(type='face_vit_t'))
+    vit = FaceRecognizer(backbone=shared_backbone('face_vit_t'))
     recorder = TapRecorder(vit, ['attn:backbone.blocks.11.attn'], 'vit')
     spec = recorder.probe(FACE_INPUT)['attn:backbone.blocks.11.attn']
     recorder.remove()
