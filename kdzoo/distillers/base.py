@@ -20,6 +20,7 @@ class BaseDistiller(nn.Module):
 
     student_taps = ()
     teacher_taps = ()
+    uses_inputs = False   # True: compute_losses also receives ``inputs=`` (the preprocessed batch)
 
     def __init__(self, loss_weight=1.0, schedule=None, teacher=None):
         super().__init__()
@@ -29,8 +30,12 @@ class BaseDistiller(nn.Module):
         self.schedule = build_schedule(schedule)
         self.teacher = teacher
 
-    def bind(self, teacher_names):
-        """Pick this distiller's teacher among the model's teachers (called once by DistillModel)."""
+    def bind(self, teacher_names, adapters=(), models=None):
+        """Pick this distiller's teacher among the model's teachers (called once by DistillModel).
+
+        ``adapters`` (the model's adapters) and ``models`` (``{'student': ..., teacher: ...}``) are there
+        for methods that work with them, e.g. feedback prompts; keep references, never re-register them.
+        """
         teacher_names = list(teacher_names)
         if self.teacher is None:
             if len(teacher_names) != 1:
@@ -50,9 +55,10 @@ class BaseDistiller(nn.Module):
     def current_weight(self):
         return self.loss_weight * (self.schedule.current_factor() if self.schedule else 1.0)
 
-    def forward(self, student, teachers, labels):
+    def forward(self, student, teachers, labels, inputs=None):
         """``student``: {tap: Feature}; ``teachers``: {teacher: {tap: Feature}}; ``labels``: (B,) ints."""
-        losses = self.compute_losses(student, teachers[self.teacher], labels)
+        extra = {'inputs': inputs} if self.uses_inputs else {}
+        losses = self.compute_losses(student, teachers[self.teacher], labels, **extra)
         weight = self.current_weight()
         return {name: loss * weight for name, loss in losses.items()}
 

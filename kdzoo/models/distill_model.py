@@ -91,7 +91,7 @@ class DistillModel(BaseModel):
         """One recorder per model that any distiller reads; probe shapes; let distillers build connectors."""
         needed = {}
         for distiller in self.distillers:
-            distiller.bind(self.teachers.keys())
+            distiller.bind(list(self.teachers), adapters=list(self.adapters), models=self.named_models())
             for model_name, taps in distiller.required_taps().items():
                 needed.setdefault(model_name, []).extend(taps)
         models = self.named_models()
@@ -153,7 +153,7 @@ class DistillModel(BaseModel):
         output, student_features = self._record('student', self.student, inputs)
         losses = self.task_loss(output, labels, soft_labels)
         for distiller in self.distillers:
-            for name, value in distiller(student_features, teacher_features, labels).items():
+            for name, value in distiller(student_features, teacher_features, labels, inputs).items():
                 if name in losses:
                     raise KeyError(f"two loss terms are named {name!r}; give the distillers distinct names")
                 losses[name] = value
