@@ -4,5 +4,10 @@ Importing the package registers every model, distiller, adapter, dataset, transf
 """
 __version__ = '0.1.0'
 
+import warnings
+
+# mmcv-lite has no compiled ops; mmpretrain's import of mmcv.cnn warns about one kdzoo never uses.
+warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+
 from .utils import compat  # noqa: F401  (mmengine fixes for current torch; must run before any Runner)
 from . import models, distillers, adapters, datasets, evaluation, engine  # noqa: F401,E402

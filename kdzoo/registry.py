@@ -7,6 +7,8 @@ Every registry builds through :func:`build_or_explain`, so an unknown ``type`` f
 are registered and the closest matches, instead of mmengine's bare "not in the registry".
 """
 import difflib
+import inspect
+import re
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
@@ -39,16 +41,64 @@ def _check_type(cfg, registry):
         raise unknown_name_error(registry.name, obj_type, own or registered_names(registry))
 
 
+def accepted_arguments(obj):
+    """Keyword names ``obj`` (a class or function) accepts, or None if they cannot be known.
+
+    ``**kwargs`` that a class passes on to ``super().__init__`` are followed up the MRO, so
+    ``KD(temperature, **kwargs)`` accepts ``temperature`` plus ``BaseDistiller``'s arguments; ``**kwargs``
+    sent elsewhere (e.g. to timm) make the set open, and the callee checks them.
+    """
+    chain = [c for c in obj.__mro__ if '__init__' in vars(c)] if inspect.isclass(obj) else [obj]
+    names = []
+    for owner in chain:
+        function = owner.__init__ if inspect.isclass(owner) else owner
+        if inspect.isclass(owner) and owner.__module__.startswith('torch.'):
+            return names
+        parameters = list(inspect.signature(function).parameters.values())
+        names += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name not in ('self', *names)]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return names
+        if not inspect.isclass(owner) or not _forwards_kwargs_to_parent(function):
+            return None
+    return None
+
+
+def _forwards_kwargs_to_parent(function):
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    return re.search(r'super\(\)\.__init__\([^)]*\*\*kwargs', source) is not None
+
+
+def check_arguments(cfg, obj, kind):
+    """Reject keys ``obj`` would not accept, listing the ones it does (no silently ignored typos)."""
+    accepted = accepted_arguments(obj)
+    if accepted is None:
+        return
+    unknown = [k for k in cfg if k not in ('type', '_scope_') and k not in accepted]
+    if unknown:
+        suggestions = {k: difflib.get_close_matches(k, accepted, n=1) for k in unknown}
+        hints = ''.join(f" ({k!r}: did you mean {v[0]!r}?)" for k, v in suggestions.items() if v)
+        raise TypeError(f"{kind} {cfg['type']!r} got unknown keys {unknown}{hints}. "
+                        f"Accepted: {', '.join(accepted)}")
+
+
 def build_or_explain(cfg, registry, default_args=None):
     if isinstance(cfg, (list, tuple)):
         return [build_or_explain(c, registry, default_args) for c in cfg]
     _check_type(cfg, registry)
+    if isinstance(cfg.get('type'), str):
+        check_arguments(cfg, registry.get(cfg['type']), registry.name)
     return build_from_cfg(cfg, registry, default_args)
 
 
 def build_model_or_explain(cfg, registry, default_args=None):
     if not isinstance(cfg, (list, tuple)):
         _check_type(cfg, registry)
+        if isinstance(cfg.get('type'), str):
+            check_arguments(cfg, registry.get(cfg['type']), registry.name)
     return build_model_from_cfg(cfg, registry, default_args)
 
 

@@ -100,3 +100,24 @@ def load_student(cfg, checkpoint):
     student_keys = {k: v for k, v in state.items() if k.startswith('student.')} or state
     load_state(model.student, student_keys, checkpoint)
     return model
+
+
+def export_onnx(model, path, batch_size=2):
+    """Write the bare student as ONNX (batch dimension dynamic); returns the sample batch used."""
+    import torch
+    student = model.student.eval()
+    sample = torch.randn(batch_size, *model.input_size)
+    torch.onnx.export(student, (sample,), path, dynamo=False, input_names=['images'], output_names=['output'],
+                      dynamic_axes={'images': {0: 'batch'}, 'output': {0: 'batch'}})
+    return sample
+
+
+def onnx_max_difference(model, path, sample):
+    """Largest absolute difference between onnxruntime's and PyTorch's outputs on ``sample``."""
+    import onnxruntime
+    import torch
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    onnx_output = session.run(None, {'images': sample.numpy()})[0]
+    with torch.no_grad():
+        torch_output = model.student.eval()(sample).numpy()
+    return float(abs(onnx_output - torch_output).max())

@@ -71,7 +71,9 @@ def test_mmengine_cpu_distributed_init_fails_without_the_fix():
 @pytest.mark.dist
 def test_two_process_cpu_training_with_torchrun(tmp_path):
     teacher = random_vit_teacher(str(tmp_path / 'teacher.safetensors'))
-    config = tiny_config(tmp_path, 'kd', teacher=teacher, train_items=128, val_items=50, batch_size=16)
+    every_distiller = ("model = dict(teachers=dict(vit=dict(checkpoint=%r)), distillers=[dict(type='kd'), "
+                       "dict(type='dkd'), dict(type='fitnet'), dict(type='ofa')])\n" % teacher)
+    config = tiny_config(tmp_path, 'kd', train_items=128, val_items=50, batch_size=16, extra=every_distiller)
     work_dir = tmp_path / 'ddp'
     rc, out = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
                        os.path.join(ROOT, 'tools', 'train.py'), config, '--launcher', 'pytorch',
@@ -80,3 +82,5 @@ def test_two_process_cpu_training_with_torchrun(tmp_path):
     assert 'Distributed launcher: pytorch' in out or 'distributed: True' in out
     assert (work_dir / 'epoch_1.pth').is_file()
     assert 'kdzoo summary' in out
+    for term in ('loss_kd', 'loss_dkd', 'loss_fitnet_stage4', 'loss_ofa_stage1'):
+        assert term in out, term

@@ -161,3 +161,13 @@ def test_recorder_unwraps_ddp_style_wrappers():
     MODEL_WRAPPERS.register_module(module=Wrapper, force=True)
     recorder = TapRecorder(Wrapper(model), ['stage2'])
     assert recorder.model is model
+
+
+def test_mmpretrain_classifier_declares_resnet_stages():
+    from kdzoo.models import MMPretrainClassifier
+    model = MMPretrainClassifier(dict(
+        type='ImageClassifier', backbone=dict(type='ResNet', depth=18),
+        neck=dict(type='GlobalAveragePooling'), head=dict(type='LinearClsHead', num_classes=10, in_channels=512)))
+    specs = TapRecorder(model, ['stage1', 'stage4', 'pre_logits', 'logits']).probe(SIZE)
+    assert specs['stage1'].shape == (64, 8, 8) and specs['stage4'].shape == (512, 1, 1)
+    assert specs['pre_logits'].shape == (512,) and specs['logits'].shape == (10,)

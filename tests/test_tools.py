@@ -46,6 +46,8 @@ def test_export_writes_a_bare_student_loadable_by_timm(trained_run):
     rc, out = run_tool('tools/export.py', config, str(tmp / 'kd' / 'epoch_1.pth'), '--out-dir', str(tmp / 'x'))
     assert rc == 0, out[-2000:]
     assert 'parameters and buffers' in out
+    assert 'ONNX vs PyTorch on a random batch of (2, 1, 32, 32): max |difference|' in out
+    assert (tmp / 'x' / 'student.onnx').is_file()
     import timm
     from safetensors.torch import load_file
     student = timm.create_model('resnet10t', in_chans=1, num_classes=10, channels=(16, 32, 64, 128),

@@ -3,7 +3,9 @@
     python tools/export.py CONFIG CHECKPOINT [--out-dir DIR] [--name student]
 
 Writes DIR/NAME.safetensors and DIR/NAME.pth (a plain state dict keyed as the student network itself,
-e.g. loadable into ``timm.create_model(...)``), and prints the parameter count and file sizes.
+e.g. loadable into ``timm.create_model(...)``) and DIR/NAME.onnx (dynamic batch size, checked against
+PyTorch with onnxruntime on a random batch of the config's ``model.input_size``), and prints the
+parameter count and file sizes. ``--no-onnx`` skips the ONNX file.
 """
 import argparse
 import os
@@ -13,7 +15,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import kdzoo  # noqa: E402,F401
-from kdzoo.tools_support import export_student, load_student  # noqa: E402
+from kdzoo.tools_support import export_onnx, export_student, load_student, onnx_max_difference  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 
@@ -23,12 +25,23 @@ def main(argv=None):
     parser.add_argument('checkpoint', help='checkpoint written by tools/train.py')
     parser.add_argument('--out-dir', help='default: the checkpoint\'s folder')
     parser.add_argument('--name', default='student')
+    parser.add_argument('--no-onnx', action='store_true', help='write no ONNX file')
+    parser.add_argument('--onnx-tolerance', type=float, default=1e-4,
+                        help='largest accepted |ONNX - PyTorch| output difference')
     args = parser.parse_args(argv)
     model = load_student(Config.fromfile(args.config), args.checkpoint)
     out_dir = args.out_dir or osp.dirname(osp.abspath(args.checkpoint))
     num_params = sum(v.numel() for v in model.student_state_dict().values())
     written = [export_student(model, osp.join(out_dir, f'{args.name}{ext}')) for ext in ('.safetensors', '.pth')]
     print(f'student: {num_params:,} parameters and buffers')
+    if not args.no_onnx:
+        onnx_path = osp.join(out_dir, f'{args.name}.onnx')
+        sample = export_onnx(model, onnx_path)
+        written.append(onnx_path)
+        difference = onnx_max_difference(model, onnx_path, sample)
+        print(f'ONNX vs PyTorch on a random batch of {tuple(sample.shape)}: max |difference| {difference:.2e}')
+        if difference > args.onnx_tolerance:
+            raise SystemExit(f'ONNX output differs from PyTorch by {difference:.2e} > {args.onnx_tolerance}')
     for path in written:
         print(f'wrote {path} ({os.path.getsize(path) / 2 ** 20:.2f} MiB)')
     return written

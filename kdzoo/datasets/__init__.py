@@ -1,2 +1,3 @@
+from .cifar import CIFAR100  # noqa: F401
 from .mnist import EmbeddedMNIST  # noqa: F401
 from . import face  # noqa: F401

@@ -1,7 +1,11 @@
 from .base import BaseDistiller, shape_error
+from .civt import CivT
+from .dist import DIST
 from .dkd import DKD
 from .fitnet import FitNet
+from .fofa import FOFA
 from .kd import KD
 from .ofa import OFA
+from .rkd import RKD
 
-__all__ = ['BaseDistiller', 'DKD', 'FitNet', 'KD', 'OFA', 'shape_error']
+__all__ = ['BaseDistiller', 'CivT', 'DIST', 'DKD', 'FitNet', 'FOFA', 'KD', 'OFA', 'RKD', 'shape_error']

@@ -24,6 +24,19 @@ def stack_labels(data_samples):
     return hard, None
 
 
+def build_at(path, build, cfg):
+    """Build ``cfg``; a configuration error names where in the config it comes from."""
+    try:
+        return build(cfg)
+    except (TypeError, ValueError, KeyError) as error:
+        message = error.args[0] if error.args else str(error)
+        raise type(error)(f"{path}: {message}") from error
+
+
+def build_component(registry):
+    return lambda cfg: registry.build(cfg) if isinstance(cfg, dict) else cfg
+
+
 def build_teacher(cfg):
     """A frozen teacher in eval mode from ``dict(model=..., checkpoint=...)`` or a bare model config."""
     cfg = dict(cfg)
@@ -66,12 +79,13 @@ class DistillModel(BaseModel):
         self.task_loss_weight = task_loss_weight
         self.label_smoothing = label_smoothing
         self.on_nonfinite = on_nonfinite
-        self.student = build_model(student)
-        self.teachers = nn.ModuleDict({name: build_teacher(cfg) for name, cfg in (teachers or {}).items()})
-        self.adapters = nn.ModuleList([ADAPTERS.build(cfg) if isinstance(cfg, dict) else cfg
-                                       for cfg in adapters])
-        self.distillers = nn.ModuleList([DISTILLERS.build(cfg) if isinstance(cfg, dict) else cfg
-                                         for cfg in distillers])
+        self.student = build_at('model.student', build_model, student)
+        self.teachers = nn.ModuleDict({name: build_at(f'model.teachers.{name}', build_teacher, cfg)
+                                       for name, cfg in (teachers or {}).items()})
+        self.adapters = nn.ModuleList([build_at(f'model.adapters[{i}]', build_component(ADAPTERS), cfg)
+                                       for i, cfg in enumerate(adapters)])
+        self.distillers = nn.ModuleList([build_at(f'model.distillers[{i}]', build_component(DISTILLERS), cfg)
+                                         for i, cfg in enumerate(distillers)])
         self._attach_adapters()
         self.recorders = self._build_recorders()
 

@@ -11,7 +11,7 @@ conv to 512 channels and the GDC head (global depthwise 7x7 conv -> linear -> BN
 widths but keeps the bottleneck expansions (128/256/512 channels), so its depthwise convs become grouped.
 Names follow arcface_torch, so its mbf checkpoints load as they are.
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -152,8 +152,8 @@ class MobileFaceNet(nn.Module):
     """
     kdzoo_stages = ['layers.1', 'layers.3', 'layers.5', 'conv_sep']
 
-    def __init__(self, arch: str = 'mfn', num_features: int = 512, scale: int = None,
-                 blocks: Sequence[int] = None):
+    def __init__(self, arch: str = 'mfn', num_features: int = 512, scale: Optional[int] = None,
+                 blocks: Optional[Sequence[int]] = None):
         super().__init__()
         if arch not in MOBILEFACENET_ARCHS:
             raise ValueError(f'MobileFaceNet arch must be one of {sorted(MOBILEFACENET_ARCHS)}, got {arch!r}')

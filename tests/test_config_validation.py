@@ -1,0 +1,43 @@
+"""Configuration mistakes fail at build time with the key path, the accepted keys and the fix."""
+import pytest
+
+from kdzoo.models import DistillModel
+from kdzoo.registry import DISTILLERS, accepted_arguments
+
+STUDENT = dict(type='TimmClassifier', model_name='resnet10t', in_chans=1, num_classes=10,
+               channels=(8, 16, 16, 16), stem_width=8)
+
+
+def build(**kwargs):
+    return DistillModel(student=STUDENT, teachers=dict(t=STUDENT), input_size=(1, 16, 16), **kwargs)
+
+
+def test_unknown_distiller_key_lists_accepted_keys_with_path():
+    with pytest.raises(TypeError) as error:
+        build(distillers=[dict(type='kd'), dict(type='dkd', betta=2.0)])
+    message = str(error.value)
+    assert message.startswith('model.distillers[1]: ')
+    assert "unknown keys ['betta']" in message and "did you mean 'beta'" in message
+    assert 'Accepted: alpha, beta, temperature, loss_weight, schedule, teacher' in message
+
+
+@pytest.mark.parametrize('cfg,expected', [
+    (dict(type='kd', temperature=-1.0), 'model.distillers[0]: kd: temperature must be > 0'),
+    (dict(type='kd', loss_weight=-0.5), 'model.distillers[0]: KD: loss_weight must be a number >= 0'),
+    (dict(type='dkd', beta=-2), 'alpha and beta must be >= 0'),
+    (dict(type='kd', schedule=dict(ramp_start=5)), 'needs both ramp_start and ramp_end'),
+])
+def test_out_of_range_values_are_rejected(cfg, expected):
+    with pytest.raises((ValueError, TypeError), match=expected.replace('[', '\\[').replace(']', '\\]')):
+        build(distillers=[cfg])
+
+
+def test_unknown_model_key_names_the_model_path():
+    with pytest.raises(TypeError, match="model.teachers.t: .*unexpected keyword argument 'img_sise'"):
+        DistillModel(student=STUDENT, teachers=dict(t=dict(STUDENT, img_sise=3)), input_size=(1, 16, 16))
+
+
+def test_accepted_arguments_follow_kwargs_to_the_parent_only_when_forwarded():
+    assert accepted_arguments(DISTILLERS.get('kd')) == ['temperature', 'loss_weight', 'schedule', 'teacher']
+    from kdzoo.registry import MODELS
+    assert accepted_arguments(MODELS.get('TimmClassifier')) is None   # **kwargs go to timm, which checks
