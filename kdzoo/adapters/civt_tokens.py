@@ -46,6 +46,7 @@ import torch.nn as nn
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import VisionTransformer
 
+from kdzoo.models.involution import Involution
 from kdzoo.registry import ADAPTERS
 from .base import BaseAdapter
 
@@ -100,7 +101,6 @@ def conv_stem(in_chans, embed_dim, patch_size):
 def involution_stem(in_chans, embed_dim, patch_size):
     """The RedNet-26 stem without its max-pool: 3×3/2 conv (→32) + BN + ReLU, involution (K = 3) + BN +
     ReLU, 3×3 conv (32→64) + BN + ReLU; then the projection to D (§8.1)."""
-    from kdzoo.models.involution import Involution
     return nn.Sequential(*conv_bn_relu(in_chans, INV_STEM_WIDTH, 3, stride=2),
                          Involution(INV_STEM_WIDTH, kernel_size=3, stride=1),
                          nn.BatchNorm2d(INV_STEM_WIDTH), nn.ReLU(inplace=True),
@@ -254,7 +254,8 @@ class CivTTokens(BaseAdapter):
     def _replace_patch_embedding(self, patch_embed, args, output):
         image = args[0]
         conv_map, inv_map = self.conv_stem(image), self.inv_stem(image)
-        self._stem_tokens = torch.stack([conv_map.mean((2, 3)), inv_map.mean((2, 3))], dim=1) + self.token_pos_embed
+        pooled = torch.stack([conv_map.mean((2, 3)), inv_map.mean((2, 3))], dim=1)
+        self._stem_tokens = pooled + self.token_pos_embed
         return as_patch_embed_output(conv_map + inv_map, output)
 
     def _current_tokens(self, batch_size):

@@ -1,4 +1,5 @@
 from .base import BaseDistiller, shape_error
+from .cakd import CAKD
 from .civt import CivT
 from .dist import DIST
 from .dkd import DKD
@@ -8,4 +9,4 @@ from .kd import KD
 from .ofa import OFA
 from .rkd import RKD
 
-__all__ = ['BaseDistiller', 'CivT', 'DIST', 'DKD', 'FitNet', 'FOFA', 'KD', 'OFA', 'RKD', 'shape_error']
+__all__ = ['BaseDistiller', 'CAKD', 'CivT', 'DIST', 'DKD', 'FitNet', 'FOFA', 'KD', 'OFA', 'RKD', 'shape_error']

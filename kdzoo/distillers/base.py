@@ -12,6 +12,13 @@ class BaseDistiller(nn.Module):
     implement :meth:`compute_losses`, which returns unweighted named losses. :meth:`forward` multiplies
     them by ``loss_weight`` and the schedule factor.
 
+    A distiller with its own adversary (CAKD) keeps it in a sub-module named ``discriminator`` and implements
+    ``discriminator_loss()``: ``{name: loss}`` on the tensors it detached in its last training forward
+    (``{}`` when there are none). Its :meth:`compute_losses` must put no gradient into the discriminator.
+    ``DistillOptimWrapperConstructor`` gives the discriminators their own optimiser, and with that
+    ``OptimWrapperDict`` ``DistillModel.train_step`` steps them on ``discriminator_loss()`` after the
+    ``'model'`` update.
+
     Args:
         loss_weight: weight of every loss this distiller returns.
         schedule: a :class:`~kdzoo.engine.schedules.WeightSchedule` config (warm-up, ramp, stop).

@@ -1,4 +1,5 @@
 from .hooks import TeacherEvalHook
+from .optim import DistillOptimWrapperConstructor
 from .schedules import WeightSchedule, build_schedule
 
-__all__ = ['TeacherEvalHook', 'WeightSchedule', 'build_schedule']
+__all__ = ['DistillOptimWrapperConstructor', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']

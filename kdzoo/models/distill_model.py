@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapperDict
 
 from kdzoo.registry import ADAPTERS, DISTILLERS, MODELS
 from kdzoo.taps.recorder import TapRecorder
@@ -187,6 +188,8 @@ class DistillModel(BaseModel):
 
     # ---------------------------------------------------------------- training step
     def train_step(self, data, optim_wrapper):
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            return self._train_step_with_discriminators(data, optim_wrapper)
         with optim_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
             losses = self._run_forward(data, mode='loss')
@@ -196,6 +199,44 @@ class DistillModel(BaseModel):
             return log_vars
         optim_wrapper.update_params(total)
         return log_vars
+
+    def _train_step_with_discriminators(self, data, optim_wrappers):
+        """One step with ``{'model', 'discriminator'}`` wrappers (``DistillOptimWrapperConstructor``).
+
+        The forward gives the model's losses (the distillers keep gradients out of their discriminators);
+        then every distiller owning a ``discriminator`` returns ``discriminator_loss()`` on the maps it
+        detached in that forward. Both totals are checked for non-finite values before any update; then
+        ``'model'`` steps everything but the discriminators and ``'discriminator'`` steps those.
+        """
+        model_wrapper = optim_wrappers['model']
+        with model_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        adversary_losses = self._discriminator_losses(optim_wrappers)
+        total, log_vars = self.parse_losses(losses)
+        adversary_total, adversary_log = self.parse_losses(adversary_losses) if adversary_losses else (None, {})
+        if not torch.isfinite(total) or (adversary_total is not None and not torch.isfinite(adversary_total)):
+            self._handle_nonfinite({**losses, **adversary_losses}, optim_wrappers)
+            return log_vars
+        model_wrapper.update_params(total)
+        if adversary_total is not None:
+            optim_wrappers['discriminator'].update_params(adversary_total)
+        adversary_log.pop('loss', None)
+        return {**log_vars, **adversary_log}
+
+    def _discriminator_losses(self, optim_wrappers):
+        owners = [d for d in self.distillers if getattr(d, 'discriminator', None) is not None]
+        if not owners:
+            return {}
+        if 'discriminator' not in optim_wrappers:
+            raise KeyError(f"distillers {[type(d).__name__ for d in owners]} own a discriminator, but the "
+                           f"optimiser wrappers are {list(optim_wrappers.keys())}; build them with "
+                           "optim_wrapper=dict(constructor='DistillOptimWrapperConstructor', ...)")
+        losses = {}
+        with optim_wrappers['discriminator'].optim_context(self):
+            for distiller in owners:
+                losses.update(distiller.discriminator_loss())
+        return losses
 
     def _handle_nonfinite(self, losses, optim_wrapper):
         iteration = MessageHub.get_current_instance().get_info('iter', 0) + 1

@@ -244,7 +244,7 @@ def test_quickstart_config_trains_with_random_teachers(tmp_path):
     rednet = save_random_weights(base.rednet_teacher, str(tmp_path / 'rednet.safetensors'))
     extra = (f"model = dict(teachers=dict(cnn=dict(checkpoint={cnn!r}), rednet=dict(checkpoint={rednet!r})))\n"
              "custom_hooks = []\nparam_scheduler = None\n")
-    cfg = Config.fromfile(tiny_config(tmp_path, 'civt', train_items=64, val_items=50, batch_size=32,
+    cfg = Config.fromfile(tiny_config(tmp_path, 'civt', train_items=32, val_items=16, batch_size=16,
                                       extra=extra))
     cfg.work_dir = str(tmp_path / 'run')
     runner = Runner.from_cfg(cfg)

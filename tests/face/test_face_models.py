@@ -40,9 +40,15 @@ def shared_backbone(name):
     return _BUILT[name]
 
 
-def build_on_meta(cfg):
-    with torch.device('meta'):
-        return MODELS.build(cfg).eval()
+_ON_META = {}
+
+
+def shared_meta_backbone(name):
+    """One meta-device instance per backbone name (shapes and MACs without memory or compute)."""
+    if name not in _ON_META:
+        with torch.device('meta'):
+            _ON_META[name] = MODELS.build(dict(type=name)).eval()
+    return _ON_META[name]
 
 
 def count_macs(model):
@@ -85,7 +91,7 @@ def test_small_backbone_embeds_112_faces_to_512(name):
 
 @pytest.mark.parametrize('name', LARGE_BACKBONES)
 def test_large_backbone_output_shape_on_meta(name):
-    model = build_on_meta(dict(type=name))
+    model = shared_meta_backbone(name)
     assert model(torch.zeros(2, *FACE_INPUT, device='meta')).shape == (2, EMBED)
 
 
@@ -108,15 +114,15 @@ def test_mbf_is_the_wider_grouped_variant():
 @pytest.mark.parametrize('name, doc_macs', [('iresnet18', 2.6e9), ('iresnet50', 6.3e9), ('iresnet100', 12.1e9),
                                             ('mobilefacenet', 227e6)])
 def test_macs_match_face_recognition_doc(name, doc_macs):
-    macs = count_macs(build_on_meta(dict(type=name)))
+    macs = count_macs(shared_meta_backbone(name))
     assert abs(macs - doc_macs) / doc_macs < 0.03, f'{name}: {macs / 1e9:.3f} GMACs vs doc {doc_macs / 1e9}'
 
 
 @pytest.mark.parametrize('depth, blocks', [(18, (2, 2, 2, 2)), (34, (3, 4, 6, 3)), (50, (3, 4, 14, 3)),
                                            (100, (3, 13, 30, 3))])
 def test_iresnet_layout(depth, blocks):
-    with torch.device('meta'):
-        model = IResNet(depth)
+    model = shared_meta_backbone(f'iresnet{depth}')
+    assert isinstance(model, IResNet)
     assert tuple(len(getattr(model, f'layer{i}')) for i in range(1, 5)) == blocks
     assert model.fc.in_features == 512 * 7 * 7 == 25088
     assert not model.features.weight.requires_grad  # arcface_torch freezes the embedding BN scale at 1
@@ -138,8 +144,7 @@ def test_face_vit_follows_arcface_torch():
     rates = [block.drop_path1.drop_prob for block in model.blocks[1:]]
     assert rates == sorted(rates) and math.isclose(rates[-1], 0.1, rel_tol=1e-6)
     assert model.kdzoo_stages == ['blocks.1', 'blocks.3', 'blocks.9', 'blocks.11']  # blocks 2, 4, 10, 12
-    with torch.device('meta'):
-        assert FaceViT('base').kdzoo_stages == ['blocks.3', 'blocks.7', 'blocks.19', 'blocks.23']
+    assert shared_meta_backbone('face_vit_b').kdzoo_stages == ['blocks.3', 'blocks.7', 'blocks.19', 'blocks.23']
 
 
 def test_face_vit_training_mask_keeps_the_embedding_shape():
@@ -157,9 +162,8 @@ def test_face_vit_training_mask_keeps_the_embedding_shape():
 
 def test_face_swin_is_timm_swin_with_a_7x7_last_stage():
     from timm.models.swin_transformer import SwinTransformer, WindowAttention
-    with torch.device('meta'):
-        model = FaceSwin('small')
-    assert isinstance(model, SwinTransformer)
+    model = shared_meta_backbone('face_swin_s')
+    assert isinstance(model, FaceSwin) and isinstance(model, SwinTransformer)
     assert [stage.output_resolution for stage in model.layers] == [(56, 56), (28, 28), (14, 14), (7, 7)]
     assert [len(stage.blocks) for stage in model.layers] == [2, 2, 18, 2]
     assert model.kdzoo_grid == (7, 7) and model.kdzoo_map_layout == 'NHWC'
@@ -197,7 +201,7 @@ def test_token_backbones_forward_their_tap_hints():
     assert vit.kdzoo_num_prefix_tokens == 0 and vit.kdzoo_grid == (12, 12)
     assert vit.kdzoo_stages == ['backbone.blocks.1', 'backbone.blocks.3', 'backbone.blocks.9',
                                 'backbone.blocks.11']
-    swin = FaceRecognizer(backbone=build_on_meta(dict(type='face_swin_s')))
+    swin = FaceRecognizer(backbone=shared_meta_backbone('face_swin_s'))
     assert swin.kdzoo_map_layout == 'NHWC' and swin.kdzoo_grid == (7, 7)
     assert not hasattr(FaceRecognizer(backbone=MobileFaceNet()), 'kdzoo_map_layout')
 

@@ -4,8 +4,9 @@
 #          ViT/MLP students add RandAugment rand-m9-mstd0.5-inc1 and random erasing 0.25 ('pixel' mode).
 #          (Colour jitter 0.4 of the ViT recipe is a no-op in timm when RandAugment is on, so it is left out;
 #          the CNN recipe sets it to 0.)
-#   eval:  Resize(floor(224 / crop_pct)) + CenterCrop(224), bilinear; crop_pct 0.875 -> 256 (ResNet, MobileNetV2,
-#          DeiT, ResMLP students); Swin students have crop_pct 0.9 -> 248 (`swin_test_pipeline`).
+#   eval:  Resize(floor(224 / crop_pct)) + CenterCrop(224), bilinear, with the student's timm crop_pct:
+#          0.875 -> 256 (ResNet-18, MobileNetV2, ResMLP-S12) in `test_pipeline`; 0.9 -> 248 (DeiT-T, Swin)
+#          in `crop_pct_0_9_test_pipeline`, which those pairs select.
 #   mean/std: CIFAR-100's (0.5071, 0.4865, 0.4409) / (0.2673, 0.2564, 0.2762); images are RGB already.
 # The train dataloader uses `cnn_train_pipeline`; configs/_base_/schedules/cifar100_vit_300e.py switches to
 # `vit_train_pipeline`. Data: the python release, <data_root>/cifar-100-python/{train,test,meta}; point at it with
@@ -48,7 +49,7 @@ test_pipeline = [
     dict(type='mmpretrain.CenterCrop', crop_size=224),
     dict(type='mmpretrain.PackInputs'),
 ]
-swin_test_pipeline = [
+crop_pct_0_9_test_pipeline = [
     dict(type='mmpretrain.ResizeEdge', scale=248, edge='short', backend='pillow', interpolation='bilinear'),
     dict(type='mmpretrain.CenterCrop', crop_size=224),
     dict(type='mmpretrain.PackInputs'),

@@ -3,9 +3,9 @@
 #   train: RandomResizedCrop(224, scale 0.08-1, ratio 3/4-4/3, bilinear or bicubic at random) + h-flip;
 #          ViT/MLP students add RandAugment rand-m9-mstd0.5-inc1 and random erasing 0.25 ('pixel' mode)
 #          (colour jitter is a no-op in timm when RandAugment is on).
-#   eval:  Resize(256 short edge) + CenterCrop(224), crop_pct 0.875, with the student's timm interpolation:
-#          bicubic (MobileNetV2, DeiT-T, ResMLP-S12) in `test_pipeline`, bilinear (ResNet-18) in
-#          `bilinear_test_pipeline`.
+#   eval:  Resize(floor(224 / crop_pct) short edge) + CenterCrop(224) with the student's timm 0.6.5 defaults:
+#          bicubic, 0.875 -> 256 (MobileNetV2, ResMLP-S12) in `test_pipeline`; bilinear, 0.875 (ResNet-18) in
+#          `bilinear_test_pipeline`; bicubic, 0.9 -> 248 (DeiT-T) in `crop_pct_0_9_test_pipeline`.
 #   mean/std: ImageNet's (timm IMAGENET_DEFAULT_MEAN/STD); images are loaded BGR and converted to RGB.
 # Layout (mmpretrain ImageNet): <data_root>/train/<wnid>/*.JPEG and <data_root>/val/<wnid>/*.JPEG (or flat
 # folders with meta/train.txt, meta/val.txt). Point at it with
@@ -52,6 +52,12 @@ test_pipeline = [
 bilinear_test_pipeline = [
     dict(type='mmpretrain.LoadImageFromFile'),
     dict(type='mmpretrain.ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bilinear'),
+    dict(type='mmpretrain.CenterCrop', crop_size=224),
+    dict(type='mmpretrain.PackInputs'),
+]
+crop_pct_0_9_test_pipeline = [
+    dict(type='mmpretrain.LoadImageFromFile'),
+    dict(type='mmpretrain.ResizeEdge', scale=248, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='mmpretrain.CenterCrop', crop_size=224),
     dict(type='mmpretrain.PackInputs'),
 ]

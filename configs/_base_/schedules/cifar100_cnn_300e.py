@@ -1,0 +1,31 @@
+# Recipe of OFA-KD / FOFA for CNN students on CIFAR-100 at 224x224 (method_specs §0; Hao840/OFAKD
+# configs/cifar/cnn.yaml + train.py defaults): 300 epochs, batch 128 on one GPU, SGD (momentum 0.9, Nesterov as
+# timm's 'sgd'), LR 0.05 with 3 warm-up epochs from 1e-4 (train.py's warmup_lr), cosine to 1e-3, weight decay
+# 2e-3 (none on 1-D parameters: biases and norm weights, as timm's optimizer factory), label smoothing 0.1
+# (model.label_smoothing), no colour jitter, no mixup. The LR is stepped once per epoch, as timm does; timm's cosine
+# counts the warm-up epochs in its period (here the cosine starts after them; the difference is < 0.1% of the LR).
+# This file is a whole recipe: it includes the dataset (CNN train pipeline) and the runtime, so a pair config
+# inherits only this file. Every run first evaluates its teachers (TeacherEvalHook, method_specs §11.4).
+_base_ = ['../datasets/cifar100_224.py', '../default_runtime.py']
+
+max_epochs = 300
+warmup_epochs = 3
+base_lr = 0.05
+warmup_lr = 1e-4
+min_lr = 1e-3
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
+optim_wrapper = dict(
+    optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, nesterov=True, weight_decay=2e-3),
+    paramwise_cfg=dict(flat_decay_mult=0.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=warmup_lr / base_lr, by_epoch=True, begin=0, end=warmup_epochs),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=warmup_epochs, end=max_epochs,
+         T_max=max_epochs - warmup_epochs, eta_min=min_lr),
+]
+auto_scale_lr = dict(enable=False, base_batch_size=128)
+model = dict(label_smoothing=0.1)
+custom_hooks = [dict(type='TeacherEvalHook')]
+default_hooks = dict(logger=dict(interval=100),
+                     checkpoint=dict(interval=10, max_keep_ckpts=2, save_best='accuracy/top1', rule='greater'))

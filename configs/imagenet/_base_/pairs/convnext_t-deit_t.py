@@ -1,0 +1,16 @@
+# Pair: ConvNeXt-T (teacher) -> DeiT-T (student), ImageNet-1K, ViT/MLP-student recipe (imagenet_vit_300e).
+# Teacher: timm's ImageNet weights convnext_tiny.fb_in1k (the teacher of FOFA Table 2). Expected at
+# checkpoints/imagenet/convnext_t.pth, a placeholder path: put the file there or set
+# model.teachers.convnext_t.checkpoint=PATH (see configs/README.md).
+# Method fragments (../methods/*.py) add the distillers; the student-only config removes the teacher.
+_base_ = ['../../../_base_/schedules/imagenet_vit_300e.py']
+model = dict(
+    type='DistillModel',
+    student=dict(type='TimmClassifier', model_name='deit_tiny_patch16_224', num_classes=1000),
+    teachers=dict(convnext_t=dict(
+        model=dict(type='TimmClassifier', model_name='convnext_tiny', num_classes=1000),
+        checkpoint='checkpoints/imagenet/convnext_t.pth')),
+    input_size=(3, 224, 224))
+# timm's eval transform of the student (crop_pct 0.9).
+val_dataloader = dict(dataset=dict(pipeline={{_base_.crop_pct_0_9_test_pipeline}}))
+test_dataloader = dict(dataset=dict(pipeline={{_base_.crop_pct_0_9_test_pipeline}}))

@@ -1,0 +1,417 @@
+"""The paper configs under configs/cifar100 and configs/imagenet: every one loads, builds and runs.
+
+Every ``*.py`` below those folders except the ``_base_`` fragments is collected. Each config is checked twice:
+
+* ``test_config_is_well_formed`` (cheap): the model, data and schedule parts. For the FOFA-table configs
+  (``<pair>_<method>.py``) also the teacher / student architectures, the teacher checkpoint placeholder, the
+  distiller types, the recipe, and the header numbers against method_specs §10.1 / §10.2.
+* ``test_config_builds_and_runs``: the config's model is built with random weights (teacher checkpoint replaced
+  by None) at its real 224×224 input, the config's own train pipeline and data preprocessor turn two random
+  images into a batch (mixup / cutmix included for the ViT recipes), and one forward computes the CE and every
+  distiller's losses, which must be finite. Configs whose models differ only in their distillers are built as one
+  model carrying all their distillers (one teacher / student initialisation and one forward per pair, not per
+  config) — each distiller is built and run exactly as in its own config, its losses are attributed to it.
+
+Distillers that are not registered yet (``DISTILLERS.get(type) is None``) mark their configs' build tests as
+skipped, with the reason; they run as soon as the distiller exists. Whole file: ~2-3 min on 2 busy CPU cores.
+"""
+import copy
+import functools
+import glob
+import json
+import os
+import os.path as osp
+import re
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose
+
+import kdzoo  # noqa: F401  (registers everything)
+from kdzoo.models.distill_model import stack_labels
+from kdzoo.registry import DATASETS, DISTILLERS, HOOKS, MODELS, TRANSFORMS
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG_DIRS = ('configs/cifar100', 'configs/imagenet')
+SPEC = osp.join(ROOT, '..', 'shared', 'docs', 'method_specs.md')
+BATCH = 2
+
+
+def collect_configs():
+    paths = []
+    for folder in CONFIG_DIRS:
+        for path in glob.glob(osp.join(ROOT, folder, '**', '*.py'), recursive=True):
+            if '_base_' not in osp.relpath(path, ROOT).split(os.sep):
+                paths.append(osp.relpath(path, ROOT))
+    return sorted(paths)
+
+
+CONFIGS = collect_configs()
+
+# ------------------------------------------------------------------------------------------ the FOFA tables
+METHOD_TYPES = {'kd': 'kd', 'dkd': 'dkd', 'fitnet': 'fitnet', 'ofa': 'ofa', 'dist': 'dist', 'rkd': 'rkd'}
+METHOD_COLUMNS = {'kd': 'KD', 'dkd': 'DKD', 'fitnet': 'FitNet', 'ofa': 'OFA', 'dist': 'DIST', 'rkd': 'RKD'}
+TEACHERS = {'swin_t': 'swin_tiny_patch4_window7_224', 'vit_s': 'vit_small_patch16_224',
+            'mixer_b16': 'mixer_b16_224', 'convnext_t': 'convnext_tiny'}
+STUDENTS = {'resnet18': ('resnet18', 'cnn'), 'mobilenetv2': ('mobilenetv2_100', 'cnn'),
+            'deit_t': ('deit_tiny_patch16_224', 'vit'), 'swin_p': ('swin_tiny_patch4_window7_224', 'vit'),
+            'resmlp_s12': ('resmlp_12_224', 'vit')}
+TIMM_CLASSES = {'swin_tiny_patch4_window7_224': 'SwinTransformer', 'vit_small_patch16_224': 'VisionTransformer',
+                'mixer_b16_224': 'MlpMixer', 'convnext_tiny': 'ConvNeXt', 'resnet18': 'ResNet',
+                'mobilenetv2_100': 'EfficientNet', 'deit_tiny_patch16_224': 'VisionTransformer',
+                'resmlp_12_224': 'MlpMixer'}
+# Row labels of method_specs §10.1 (FOFA Table 1) and §10.2 (FOFA Table 2).
+TABLE_ROWS = {
+    'cifar100': {'swin_t-resnet18': 'Swin-T → ResNet18', 'vit_s-resnet18': 'ViT-S → ResNet18',
+                 'mixer_b16-resnet18': 'Mixer-B/16 → ResNet18', 'swin_t-mobilenetv2': 'Swin-T → MobileNetV2',
+                 'convnext_t-deit_t': 'ConvNeXt-T → DeiT-T', 'convnext_t-swin_p': 'ConvNeXt-T → Swin-P',
+                 'convnext_t-resmlp_s12': 'ConvNeXt-T → ResMLP-S12'},
+    'imagenet': {'swin_t-resnet18': 'Swin-T → ResNet18', 'mixer_b16-mobilenetv2': 'Mixer-B/16 → MobileNetV2',
+                 'convnext_t-deit_t': 'ConvNeXt-T → DeiT-T', 'swin_t-resmlp_s12': 'Swin-T → ResMLP-S12'},
+}
+TABLE_SECTIONS = {'cifar100': '### 10.1', 'imagenet': '### 10.2'}
+# Recipes of method_specs §0: optimizer, base LR, warm-up epochs and LR, LR at the last epoch (approx.), epochs.
+RECIPES = {
+    ('cifar100', 'cnn'): dict(optimizer='SGD', lr=0.05, warmup=3, warmup_lr=1e-4, final_lr=1e-3, epochs=300,
+                              weight_decay=2e-3, clip=None, mixup=False),
+    ('cifar100', 'vit'): dict(optimizer='AdamW', lr=5e-4, warmup=20, warmup_lr=5e-7, final_lr=1e-5, epochs=300,
+                              weight_decay=0.05, clip=5.0, mixup=True),
+    ('imagenet', 'cnn'): dict(optimizer='SGD', lr=0.1, warmup=3, warmup_lr=1e-4, final_lr=1e-4, epochs=100,
+                              weight_decay=1e-4, clip=None, mixup=False),
+    ('imagenet', 'vit'): dict(optimizer='AdamW', lr=5e-4, warmup=20, warmup_lr=5e-7, final_lr=1e-6, epochs=300,
+                              weight_decay=0.05, clip=5.0, mixup=True),
+}
+
+
+def parse_name(path):
+    """(dataset, pair, method) for a ``<teacher>-<student>_<method>.py`` config of the FOFA tables, else None."""
+    dataset = path.split(os.sep)[1]
+    match = re.fullmatch(r'([a-z0-9_]+)-([a-z0-9_]+)_([a-z]+)\.py', osp.basename(path))
+    if not match or dataset not in TABLE_ROWS:
+        return None
+    teacher, student, method = match.groups()
+    pair = f'{teacher}-{student}'
+    if pair not in TABLE_ROWS[dataset] or (method not in METHOD_TYPES and method != 'student'):
+        return None
+    return dataset, pair, method
+
+
+def unregistered(types):
+    return sorted(t for t in types if DISTILLERS.get(t) is None)
+
+
+def build_param(path):
+    """A pytest param whose build test is skipped while one of its distillers is not registered."""
+    parsed = parse_name(path)
+    types = [METHOD_TYPES[parsed[2]]] if parsed and parsed[2] in METHOD_TYPES else []
+    missing = unregistered(types)
+    marks = [pytest.mark.skipif(bool(missing), reason=f"distiller type(s) {missing} not registered yet "
+                                f"(kdzoo/distillers/{missing[0] if missing else ''}.py); this test runs once "
+                                f"DISTILLERS.get({missing[0] if missing else ''!r}) finds it")] if missing else []
+    return pytest.param(path, marks=marks, id=path)
+
+
+@functools.lru_cache(maxsize=None)
+def load(path):
+    return Config.fromfile(osp.join(ROOT, path))
+
+
+@functools.lru_cache(maxsize=None)
+def spec_tables():
+    """{dataset: {row label: {column: value}}} parsed from method_specs §10.1 / §10.2, or None without the spec."""
+    if not osp.isfile(SPEC):
+        return None
+    text = open(SPEC, encoding='utf-8').read()
+    tables = {}
+    for dataset, heading in TABLE_SECTIONS.items():
+        section = text.split(heading, 1)[1].split('\n### ', 1)[0]
+        rows = [[cell.strip() for cell in line.strip().strip('|').split('|')]
+                for line in section.splitlines() if line.startswith('|')]
+        header, body = rows[0], rows[2:]
+        tables[dataset] = {row[0]: dict(zip(header[1:], row[1:])) for row in body}
+    return tables
+
+
+def header_comment(path):
+    lines = open(osp.join(ROOT, path), encoding='utf-8').read().splitlines()
+    head = []
+    for line in lines:
+        if not line.startswith('#'):
+            break
+        head.append(line)
+    return '\n'.join(head)
+
+
+# ------------------------------------------------------------------------------------------ shared helpers
+def recipe_key(cfg, dataset):
+    family = 'vit' if cfg.optim_wrapper.optimizer.type == 'AdamW' else 'cnn'
+    return dataset, family
+
+
+def no_checkpoints(model_cfg):
+    """The model config with every teacher checkpoint replaced by None (random weights, nothing to load)."""
+    model_cfg = copy.deepcopy(model_cfg)
+    for teacher in (model_cfg.get('teachers') or {}).values():
+        if isinstance(teacher, dict) and 'checkpoint' in teacher:
+            teacher['checkpoint'] = None
+    return model_cfg
+
+
+def group_key(cfg):
+    """Configs whose models differ only in their distillers share one built model."""
+    model_cfg = no_checkpoints(cfg.model.to_dict())
+    model_cfg.pop('distillers', None)
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    return json.dumps([model_cfg, pipeline], sort_keys=True, default=str)
+
+
+def fake_image(dataset, index):
+    rng = np.random.default_rng(index)
+    size = (32, 32) if dataset == 'cifar100' else (300, 400)
+    return rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+
+
+def train_batch(cfg, tmp_dir):
+    """The config's train pipeline on BATCH random images (32×32 for CIFAR; JPEG files for ImageNet-style)."""
+    pipeline = Compose(copy.deepcopy(cfg.train_dataloader.dataset.pipeline))
+    loads_files = any('LoadImageFromFile' in str(t.get('type')) for t in cfg.train_dataloader.dataset.pipeline)
+    dataset = 'cifar100' if not loads_files else 'imagenet'
+    samples = []
+    for index in range(BATCH):
+        image = fake_image(dataset, index)
+        if loads_files:
+            import mmcv
+            path = osp.join(tmp_dir, f'{index}.jpg')
+            mmcv.imwrite(image, path)
+            sample = dict(img_path=path, gt_label=index)
+        else:
+            sample = dict(img=image, gt_label=index)
+        samples.append(pipeline(sample))
+    return dict(inputs=[s['inputs'] for s in samples], data_samples=[s['data_samples'] for s in samples])
+
+
+@functools.lru_cache(maxsize=None)
+def built_group(key):
+    """Build one model with the distillers of every config in the group and run one training forward."""
+    import tempfile
+    paths = [p for p in CONFIGS if group_key(load(p)) == key]
+    cfg = load(paths[0])
+    model_cfg = no_checkpoints(cfg.model.to_dict())
+    distillers, owners, skipped = [], {}, {}
+    for path in paths:
+        own = load(path).model.get('distillers') or []
+        missing = unregistered([d['type'] for d in own])
+        if missing:
+            skipped[path] = missing
+            continue
+        owners[path] = list(range(len(distillers), len(distillers) + len(own)))
+        distillers += [copy.deepcopy(d) for d in own]
+    model_cfg['distillers'] = distillers
+    model = MODELS.build(model_cfg)
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        data = model.data_preprocessor(train_batch(cfg, tmp_dir), True)
+    inputs, data_samples = data['inputs'], data['data_samples']
+    model.train()
+    with torch.no_grad():
+        labels, soft_labels = stack_labels(data_samples)
+        teacher_features = model.run_teachers(inputs)
+        output, student_features = model._record('student', model.student, inputs)
+        task = model.task_loss(output, labels, soft_labels)
+        losses = [distiller(student_features, teacher_features, labels, inputs) for distiller in model.distillers]
+    return dict(model=model, owners=owners, skipped=skipped, inputs=inputs, data_samples=data_samples,
+                output=output, task=task, losses=losses)
+
+
+# ------------------------------------------------------------------------------------------ cheap checks
+def test_configs_are_collected():
+    names = {osp.basename(p) for p in CONFIGS}
+    expected = {f'{pair}_{m}.py' for rows in TABLE_ROWS.values() for pair in rows
+                for m in list(METHOD_TYPES) + ['student']}
+    assert not any('_base_' in p for p in CONFIGS)
+    assert expected <= names, f"missing paper configs: {sorted(expected - names)}"
+    assert len([p for p in CONFIGS if parse_name(p)]) == 7 * 7 + 4 * 7
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_is_well_formed(path):
+    cfg = load(path)
+    assert cfg.default_scope == 'kdzoo'
+    assert cfg.model.type == 'DistillModel' and tuple(cfg.model.input_size) == (3, 224, 224)
+    assert cfg.model.label_smoothing == 0.1
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset_cfg = cfg[loader].dataset
+        assert DATASETS.get(dataset_cfg.type) is not None, f"{loader}.dataset.type {dataset_cfg.type!r}"
+        assert osp.normpath(dataset_cfg.data_root) in ('data/cifar100', 'data/imagenet')
+        for transform in dataset_cfg.pipeline:
+            assert TRANSFORMS.get(transform['type']) is not None, transform['type']
+    for hook in cfg.get('custom_hooks', []):
+        assert HOOKS.get(hook['type']) is not None, hook['type']
+    assert {h['type'] for h in cfg.custom_hooks} >= {'TeacherEvalHook'}
+
+    parsed = parse_name(path)
+    if parsed is None:
+        return   # a config of another method (FOFA, CAKD, CivT, ...): the generic checks above and the build
+    dataset, pair, method = parsed
+    teacher, student = pair.split('-')
+    student_name, family = STUDENTS[student]
+    assert cfg.train_dataloader.dataset.data_root == f'data/{dataset}'
+    assert cfg.model.student.model_name == student_name
+    assert cfg.model.student.num_classes == (100 if dataset == 'cifar100' else 1000)
+    if student == 'swin_p':   # method_specs §0: patch 4, window 7, depths (2,2,2,2), heads (2,4,8,16), embed 48
+        assert cfg.model.student.embed_dim == 48 and tuple(cfg.model.student.depths) == (2, 2, 2, 2)
+        assert tuple(cfg.model.student.num_heads) == (2, 4, 8, 16)
+    if method == 'student':
+        assert cfg.model.teachers is None and list(cfg.model.distillers) == []
+    else:
+        assert list(cfg.model.teachers) == [teacher]
+        assert cfg.model.teachers[teacher].model.model_name == TEACHERS[teacher]
+        assert cfg.model.teachers[teacher].checkpoint == f'checkpoints/{dataset}/{teacher}.pth'
+        assert [d['type'] for d in cfg.model.distillers] == [METHOD_TYPES[method]]
+    assert recipe_key(cfg, dataset) == (dataset, family)
+    recipe = RECIPES[(dataset, family)]
+    assert cfg.optim_wrapper.optimizer.type == recipe['optimizer']
+    assert cfg.optim_wrapper.optimizer.lr == recipe['lr']
+    assert cfg.optim_wrapper.optimizer.weight_decay == recipe['weight_decay']
+    assert cfg.optim_wrapper.get('clip_grad', {}).get('max_norm') == recipe['clip']
+    assert cfg.train_cfg.max_epochs == recipe['epochs']
+    assert bool(cfg.model.data_preprocessor.get('batch_augments')) == recipe['mixup']
+
+    header = header_comment(path)
+    tables = spec_tables()
+    if tables is None:
+        pytest.skip(f"{SPEC} not found: the header numbers are not checked against method_specs §10")
+    row = tables[dataset][TABLE_ROWS[dataset][pair]]
+    expected = {'student from scratch': row['S'], 'teacher': row['T']}
+    if method != 'student':
+        expected[METHOD_COLUMNS[method]] = row[METHOD_COLUMNS[method]]
+    for label, value in expected.items():
+        assert f'{label} {value}' in header, f"header of {path} lacks '{label} {value}' (method_specs §10)"
+    assert set(re.findall(r'\d+\.\d\d', header)) == set(expected.values()), "a header number not from §10"
+
+
+@functools.lru_cache(maxsize=None)
+def recipe_configs():
+    """One config per (dataset file, recipe): the data and schedule checks run once per recipe."""
+    chosen = {}
+    for path in CONFIGS:
+        parsed = parse_name(path)
+        if parsed:
+            chosen.setdefault(recipe_key(load(path), parsed[0]), path)
+    return chosen
+
+
+@pytest.mark.parametrize('recipe', sorted(RECIPES), ids=lambda r: f'{r[0]}-{r[1]}')
+def test_recipe_schedule(recipe):
+    """LR per epoch follows method_specs §0; no weight decay on 1-D parameters; EMA for the ImageNet ViT recipe."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope, PARAM_SCHEDULERS
+    cfg = load(recipe_configs()[recipe])
+    expected = RECIPES[recipe]
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    with DefaultScope.overwrite_default_scope('kdzoo'):
+        wrapper = build_optim_wrapper(net, copy.deepcopy(cfg.optim_wrapper))
+        schedulers = [PARAM_SCHEDULERS.build(dict(s, optimizer=wrapper)) for s in copy.deepcopy(cfg.param_scheduler)]
+    decay = {tuple(p.shape): g['weight_decay'] for g in wrapper.optimizer.param_groups for p in g['params']}
+    assert decay[(4, 3, 3, 3)] == expected['weight_decay'] and decay[(4,)] == 0.0
+    lrs = []
+    for _ in range(cfg.train_cfg.max_epochs):
+        lrs.append(wrapper.optimizer.param_groups[0]['lr'])
+        for scheduler in schedulers:
+            scheduler.step()
+    warmup = expected['warmup']
+    assert lrs[0] == pytest.approx(expected['warmup_lr'], rel=1e-6)
+    assert lrs[warmup] == pytest.approx(expected['lr'], rel=1e-6)
+    assert max(lrs) == pytest.approx(expected['lr'], rel=1e-6)
+    assert lrs[warmup - 1] < expected['lr']
+    assert lrs[-1] == pytest.approx(expected['final_lr'], rel=0.05)
+    if expected['optimizer'] == 'SGD' and recipe[0] == 'imagenet':   # x0.1 every 30 epochs
+        assert [lrs[e] for e in (29, 30, 60, 90)] == pytest.approx([0.1, 0.01, 1e-3, 1e-4], rel=1e-6)
+    ema = [h for h in cfg.custom_hooks if h['type'] == 'EMAHook']
+    if recipe == ('imagenet', 'vit'):   # model EMA with decay 0.99996
+        assert len(ema) == 1 and 1 - ema[0]['momentum'] == pytest.approx(0.99996, abs=1e-12)
+        HOOKS.build(copy.deepcopy(ema[0]))
+    else:
+        assert not ema
+
+
+@pytest.mark.parametrize('recipe', sorted(RECIPES), ids=lambda r: f'{r[0]}-{r[1]}')
+def test_recipe_data(recipe, tmp_path):
+    """The train pipeline makes 224×224 inputs; mixup / cutmix give soft labels; a missing data folder fails
+    naming the folder (and, for CIFAR-100, the config key)."""
+    cfg = load(recipe_configs()[recipe])
+    batch = train_batch(cfg, str(tmp_path))
+    assert all(tuple(x.shape) == (3, 224, 224) for x in batch['inputs'])
+    preprocessor = MODELS.build(copy.deepcopy(cfg.model.data_preprocessor))
+    data = preprocessor(batch, True)
+    assert tuple(data['inputs'].shape) == (BATCH, 3, 224, 224)
+    assert ('gt_score' in data['data_samples'][0]) == RECIPES[recipe]['mixup']
+    test_pipeline = Compose(copy.deepcopy(cfg.val_dataloader.dataset.pipeline))
+    image = fake_image(recipe[0], 0)
+    if 'LoadImageFromFile' in str(cfg.val_dataloader.dataset.pipeline[0]['type']):
+        import mmcv
+        mmcv.imwrite(image, str(tmp_path / 'val.jpg'))
+        sample = dict(img_path=str(tmp_path / 'val.jpg'), gt_label=0)
+    else:
+        sample = dict(img=image, gt_label=0)
+    assert tuple(test_pipeline(sample)['inputs'].shape) == (3, 224, 224)
+
+    for loader in ('train_dataloader', 'val_dataloader'):
+        missing = str(tmp_path / 'no_such_dataset')
+        dataset_cfg = dict(copy.deepcopy(cfg[loader].dataset), data_root=missing)
+        with pytest.raises(FileNotFoundError) as error:
+            DATASETS.build(dataset_cfg)
+        assert missing in str(error.value)
+        if recipe[0] == 'cifar100':
+            assert f'{loader}.dataset.data_root' in str(error.value)
+
+
+def test_cifar100_never_downloads_by_default(tmp_path):
+    dataset = DATASETS.get('CIFAR100')
+    assert dataset.__module__ == 'kdzoo.datasets.cifar'
+    with pytest.raises(FileNotFoundError, match='MISSING .*cifar-100-python'):
+        dataset(data_root=str(tmp_path), split='train', pipeline=[])
+
+
+# ------------------------------------------------------------------------------------------ build + forward
+def assert_timm_class(module, model_name):
+    inner = getattr(module, 'model', module)
+    assert type(inner).__name__ == TIMM_CLASSES[model_name], (type(inner).__name__, model_name)
+
+
+@pytest.mark.parametrize('path', [build_param(p) for p in CONFIGS])
+def test_config_builds_and_runs(path):
+    cfg = load(path)
+    result = built_group(group_key(cfg))
+    if path in result['skipped']:
+        pytest.skip(f"distiller type(s) {result['skipped'][path]} not registered yet")
+    model = result['model']
+    assert tuple(result['output'].shape) == (BATCH, cfg.model.student.num_classes)
+    assert torch.isfinite(result['task']['loss_cls'])
+    assert_timm_class(model.student, cfg.model.student.model_name)
+    for name, teacher_cfg in (cfg.model.teachers or {}).items():
+        assert_timm_class(model.teachers[name], teacher_cfg.model.model_name)
+        assert not model.teachers[name].training
+        assert not any(p.requires_grad for p in model.teachers[name].parameters())
+    own = cfg.model.get('distillers') or []
+    indices = result['owners'][path]
+    assert len(indices) == len(own)
+    for index, distiller_cfg in zip(indices, own):
+        distiller = model.distillers[index]
+        assert type(distiller) is DISTILLERS.get(distiller_cfg['type'])
+        losses = result['losses'][index]
+        assert losses, f"{distiller_cfg['type']} returned no loss"
+        for name, value in losses.items():
+            assert name.startswith('loss_') and torch.isfinite(value).all(), (name, value)
+    parsed = parse_name(path)
+    if parsed and parsed[2] == 'student':
+        assert len(model.teachers) == 0 and len(model.distillers) == 0
+    if parsed and parsed[2] == 'fitnet':   # stages 1-4, no KD term (method_specs §11.6)
+        assert [d['type'] for d in own] == ['fitnet'] and len(own[0]['stages']) == 4
+    if parsed and parsed[2] == 'ofa' and parsed[1].endswith('swin_p'):   # token branches for the Swin student
+        assert model.distillers[indices[0]].student_family == 'token'
+    if any(h['type'] == 'EMAHook' for h in cfg.custom_hooks) and parsed and parsed[2] == 'kd':
+        from mmengine.model import ExponentialMovingAverage
+        ema = ExponentialMovingAverage(model, momentum=4e-5, update_buffers=True)   # what EMAHook builds
+        ema.update_parameters(model)
