@@ -195,7 +195,7 @@ class DistillModel(BaseModel):
             losses = self._run_forward(data, mode='loss')
         total, log_vars = self.parse_losses(losses)
         if not torch.isfinite(total):
-            self._handle_nonfinite(losses, optim_wrapper)
+            self._handle_nonfinite(losses, optim_wrapper, data['inputs'])
             return log_vars
         optim_wrapper.update_params(total)
         return log_vars
@@ -238,11 +238,12 @@ class DistillModel(BaseModel):
                 losses.update(distiller.discriminator_loss())
         return losses
 
-    def _handle_nonfinite(self, losses, optim_wrapper):
+    def _handle_nonfinite(self, losses, optim_wrapper, inputs):
         iteration = MessageHub.get_current_instance().get_info('iter', 0) + 1
         bad = [f"{name}={value.detach().float().mean().item()}" for name, value in losses.items()
                if not torch.isfinite(value).all()]
-        message = f"non-finite loss at iteration {iteration}: {', '.join(bad) or 'the total'}"
+        message = (f"non-finite loss at iteration {iteration}: {', '.join(bad) or 'the total'}; "
+                   f"{self.first_nonfinite_module(inputs)}")
         if self.on_nonfinite == 'raise':
             raise FloatingPointError(message + "; training stopped before the update, so the last "
                                      "checkpoint is intact. Lower the LR, enable gradient clipping or "
@@ -250,6 +251,31 @@ class DistillModel(BaseModel):
         from mmengine.logging import print_log
         print_log(message + '; update skipped', logger='current', level=30)
         optim_wrapper.zero_grad()
+
+    @torch.no_grad()
+    def first_nonfinite_module(self, inputs):
+        """Replay the batch and name the first module (in execution order) whose output is not finite."""
+        found = []
+
+        def check(name):
+            def hook(module, args, output):
+                tensor = output[0] if isinstance(output, (tuple, list)) else output
+                if not found and torch.is_tensor(tensor) and tensor.is_floating_point() \
+                        and not torch.isfinite(tensor).all():
+                    found.append(name)
+            return hook
+
+        handles = [module.register_forward_hook(check(f'{model_name}.{name}' if name else model_name))
+                   for model_name, model in self.named_models().items() for name, module in model.named_modules()]
+        try:
+            for model in self.named_models().values():
+                model(inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if found:
+            return f"first non-finite module output: {found[0]}"
+        return "every model output is finite, so the loss computation itself overflowed"
 
     # ---------------------------------------------------------------- export
     def student_state_dict(self):

@@ -21,7 +21,9 @@ optim_wrapper = dict(
     paramwise_cfg=dict(flat_decay_mult=0.0),
     clip_grad=dict(max_norm=5.0))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=warmup_lr / base_lr, by_epoch=True, begin=0, end=warmup_epochs),
+    # mmengine's LinearLR reaches the full LR at step `end - 1`: end = warmup + 1 gives timm's warm-up exactly
+    # (warmup_lr at epoch 0, linear, base LR from epoch `warmup_epochs` on).
+    dict(type='LinearLR', start_factor=warmup_lr / base_lr, by_epoch=True, begin=0, end=warmup_epochs + 1),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=warmup_epochs, end=max_epochs,
          T_max=max_epochs - warmup_epochs, eta_min=min_lr),
 ]

@@ -17,7 +17,9 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, nesterov=True, weight_decay=1e-4),
     paramwise_cfg=dict(flat_decay_mult=0.0))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=warmup_lr / base_lr, by_epoch=True, begin=0, end=warmup_epochs),
+    # mmengine's LinearLR reaches the full LR at step `end - 1`: end = warmup + 1 gives timm's warm-up exactly
+    # (warmup_lr at epoch 0, linear, base LR from epoch `warmup_epochs` on).
+    dict(type='LinearLR', start_factor=warmup_lr / base_lr, by_epoch=True, begin=0, end=warmup_epochs + 1),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[30, 60, 90], gamma=0.1),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=512)

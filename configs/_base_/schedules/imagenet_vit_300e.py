@@ -22,7 +22,9 @@ optim_wrapper = dict(
     paramwise_cfg=dict(flat_decay_mult=0.0),
     clip_grad=dict(max_norm=5.0))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=warmup_lr / base_lr, by_epoch=True, begin=0, end=warmup_epochs),
+    # mmengine's LinearLR reaches the full LR at step `end - 1`: end = warmup + 1 gives timm's warm-up exactly
+    # (warmup_lr at epoch 0, linear, base LR from epoch `warmup_epochs` on).
+    dict(type='LinearLR', start_factor=warmup_lr / base_lr, by_epoch=True, begin=0, end=warmup_epochs + 1),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=warmup_epochs, end=max_epochs,
          T_max=max_epochs - warmup_epochs, eta_min=min_lr),
 ]
@@ -33,7 +35,9 @@ model = dict(
                                                          dict(type='CutMix', alpha=1.0)])))
 custom_hooks = [
     dict(type='TeacherEvalHook'),
-    dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=1 - ema_decay, update_buffers=True,
+    # momentum = 1 - ema_decay = 4e-5 (mmengine: ema = (1 - momentum) * ema + momentum * weights, as timm's
+    # ModelEmaV2 with decay 0.99996); update_buffers: buffers are averaged too, as timm does.
+    dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=4e-5, update_buffers=True,
          priority='ABOVE_NORMAL'),
 ]
 default_hooks = dict(logger=dict(interval=100),
