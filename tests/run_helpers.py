@@ -43,3 +43,10 @@ def run_tool(*args, timeout=600, env=None, cwd=None):
     proc = subprocess.run([sys.executable, *args], cwd=cwd or ROOT, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def markdown_examples(markdown_file):
+    """``{file name: code}`` of the python blocks marked ``<!-- example: NAME -->`` in a markdown file."""
+    import re
+    text = open(osp.join(ROOT, markdown_file)).read()
+    return dict(re.findall(r'<!-- example: (\S+) -->\n```python\n(.*?)```', text, flags=re.S))

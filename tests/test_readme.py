@@ -1,19 +1,13 @@
 """The README's "add your own distiller" example, run as written: its own module, custom_imports, no edits."""
 import os
-import re
 import sys
 
 import pytest
 import torch
 from mmengine.config import Config
 
-from run_helpers import ROOT, random_vit_teacher
+from run_helpers import ROOT, markdown_examples, random_vit_teacher
 from tiny_models import batch_of
-
-
-def readme_examples():
-    text = open(os.path.join(ROOT, 'README.md')).read()
-    return dict(re.findall(r'<!-- example: (\S+) -->\n```python\n(.*?)```', text, flags=re.S))
 
 
 def test_readme_shows_the_commands_ci_runs():
@@ -25,7 +19,7 @@ def test_readme_shows_the_commands_ci_runs():
 
 
 def test_custom_distiller_from_the_readme(tmp_path, monkeypatch):
-    examples = readme_examples()
+    examples = markdown_examples('README.md')
     assert set(examples) == {'my_distiller.py', 'my_config.py'}
     for name, code in examples.items():
         (tmp_path / name).write_text(code)

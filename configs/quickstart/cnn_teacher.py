@@ -2,7 +2,7 @@
 # configs/quickstart/civt.py runs this first when work_dirs/quickstart/cnn_teacher.safetensors does not exist.
 _base_ = ['../_base_/datasets/mnist.py', '../_base_/schedules/quickstart.py', '../_base_/default_runtime.py',
           './_models.py']
-max_epochs = 3
+max_epochs = 2
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),

@@ -1,10 +1,10 @@
 # Trains the involution teacher of the CivT quick start (RedNet-26, method_specs §8.5, one input channel) on
 # the embedded MNIST split. configs/quickstart/civt.py runs this first when
 # work_dirs/quickstart/rednet_teacher.safetensors does not exist. RedNet-26 is the smallest RedNet and
-# ~10x slower per step than the CNN teacher on a CPU, hence two epochs.
+# ~10x slower per step than the CNN teacher on a CPU (unfold-based involution), hence one epoch.
 _base_ = ['../_base_/datasets/mnist.py', '../_base_/schedules/quickstart.py', '../_base_/default_runtime.py',
           './_models.py']
-max_epochs = 2
+max_epochs = 1
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),

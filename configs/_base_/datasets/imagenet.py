@@ -21,7 +21,7 @@ model = dict(data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor', mean=
                                     std=imagenet_std_255, to_rgb=True, num_classes=1000))
 
 # timm's 'random' train interpolation: each image is cropped with bilinear or bicubic resampling at random.
-random_resized_crop = dict(type='mmpretrain.RandomChoice', transforms=[
+random_resized_crop = dict(type='mmcv.RandomChoice', transforms=[
     [dict(type='mmpretrain.RandomResizedCrop', scale=224, backend='pillow', interpolation='bilinear')],
     [dict(type='mmpretrain.RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic')],
 ])
@@ -35,8 +35,10 @@ vit_train_pipeline = [
     dict(type='mmpretrain.LoadImageFromFile'),
     random_resized_crop,
     dict(type='mmpretrain.RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='mmpretrain.RandAugment', policies='timm_increasing', num_policies=2, total_level=10,
-         magnitude_level=9, magnitude_std=0.5,
+    # _scope_: RandAugment builds its 15 operations by bare name while it is built; under the runner's 'kdzoo'
+    # scope they would not resolve.
+    dict(type='mmpretrain.RandAugment', _scope_='mmpretrain', policies='timm_increasing', num_policies=2,
+         total_level=10, magnitude_level=9, magnitude_std=0.5,
          hparams=dict(pad_val=[round(x) for x in bgr_mean], interpolation='bicubic')),
     # timm's re_mode 'pixel' (per-pixel N(0, 1) after normalisation) = N(mean, std) per pixel before it.
     dict(type='mmpretrain.RandomErasing', erase_prob=0.25, mode='rand', min_area_ratio=0.02,

@@ -16,9 +16,9 @@ test_cfg = dict()
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, nesterov=True, weight_decay=1e-4),
     paramwise_cfg=dict(flat_decay_mult=0.0))
+# timm's schedule, stepped once per epoch: linear warm-up from warmup_lr (mmengine's LinearLR reaches the base LR at
+# step `end - 1`, so end = warmup + 1), then x0.1 at epochs 30, 60 and 90 (timm's decay_t 30).
 param_scheduler = [
-    # mmengine's LinearLR reaches the full LR at step `end - 1`: end = warmup + 1 gives timm's warm-up exactly
-    # (warmup_lr at epoch 0, linear, base LR from epoch `warmup_epochs` on).
     dict(type='LinearLR', start_factor=warmup_lr / base_lr, by_epoch=True, begin=0, end=warmup_epochs + 1),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[30, 60, 90], gamma=0.1),
 ]
