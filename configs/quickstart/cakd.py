@@ -4,7 +4,7 @@
 # 0.01x the LR. The code's ramp (off until epoch 26, full from 36) is squeezed into the 6 quick-start
 # epochs: off in epoch 1, full from epoch 3. Multi-view inputs come from MultiViewGenerator.
 _base_ = ['./_distill.py']
-model = dict(distillers=[dict(type='cakd', student_stage='stage1', loss_weight=1.0,
+model = dict(distillers=[dict(type='cakd', student_stage='stage1', loss_weight=0.2,
                               schedule=dict(ramp_start=1, ramp_end=3))])
 optim_wrapper = dict(constructor='DistillOptimWrapperConstructor', discriminator_lr_mult=0.01)
 train_dataloader = dict(dataset=dict(pipeline=[dict(type='MultiViewGenerator'), dict(type='mmpretrain.PackInputs')]))
