@@ -6,16 +6,29 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from kdzoo.utils.compat import cpu_ddp_wrapper_cfg, init_cpu_distributed, needs_cpu_distributed
+from kdzoo.utils.compat import init_cpu_distributed, needs_cpu_distributed
+
+
+def ddp_wrapper_cfg(cfg, on_cpu):
+    """DistillModel runs in DistillDataParallel (its own train_step stays in charge); DDP on CPU takes no
+    ``device_ids``, which mmengine would otherwise fill with the local rank."""
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    if cfg.model.get('type') == 'DistillModel':
+        wrapper.setdefault('type', 'kdzoo.DistillDataParallel')  # mmengine looks it up in its root registry
+    if on_cpu:
+        wrapper['device_ids'] = None
+    return wrapper or None
 
 
 def build_runner(cfg, launcher='none'):
     """A Runner for ``cfg``; on a CPU-only machine a distributed launch uses gloo (compat fix 2)."""
     cfg.launcher = launcher
-    if needs_cpu_distributed(launcher):
+    on_cpu = needs_cpu_distributed(launcher)
+    if on_cpu:
         init_cpu_distributed(launcher)
-        cfg.model_wrapper_cfg = cpu_ddp_wrapper_cfg()
         cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if launcher != 'none':
+        cfg.model_wrapper_cfg = ddp_wrapper_cfg(cfg, on_cpu)
     return Runner.from_cfg(cfg)
 
 

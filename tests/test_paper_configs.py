@@ -15,6 +15,7 @@ Every ``*.py`` below those folders except the ``_base_`` fragments is collected.
 Distillers that are not registered yet (``DISTILLERS.get(type) is None``) mark their configs' build tests as
 skipped, with the reason; they run as soon as the distiller exists. Whole file: ~2-3 min on 2 busy CPU cores.
 """
+import contextlib
 import copy
 import functools
 import glob
@@ -205,10 +206,25 @@ def train_batch(cfg, tmp_dir):
     return dict(inputs=[s['inputs'] for s in samples], data_samples=[s['data_samples'] for s in samples])
 
 
+@contextlib.contextmanager
+def quick_random_init():
+    """timm's truncated-normal init draws every weight in five passes (uniform, erfinv, mul, add, clamp), which is
+    most of the time it takes to build Swin-T / ConvNeXt-T / ViT-S on a CPU. While the test builds, draw a plain
+    normal of the same mean and std instead: the values only need to be random and finite."""
+    import timm.layers.weight_init as weight_init
+    original = weight_init._trunc_normal_
+    weight_init._trunc_normal_ = lambda tensor, mean, std, a, b: tensor.normal_(mean, std)
+    try:
+        yield
+    finally:
+        weight_init._trunc_normal_ = original
+
+
 def run_once(cfg, model_cfg):
     """Build ``model_cfg`` and run one training forward on a batch made by ``cfg``'s pipeline and preprocessor."""
     import tempfile
-    model = MODELS.build(model_cfg)
+    with quick_random_init():
+        model = MODELS.build(model_cfg)
     with tempfile.TemporaryDirectory() as tmp_dir:
         data = model.data_preprocessor(train_batch(cfg, tmp_dir), True)
     inputs, data_samples = data['inputs'], data['data_samples']
@@ -440,9 +456,44 @@ def test_config_builds_and_runs(path):
         assert len(model.teachers) == 0 and len(model.distillers) == 0
     if parsed and parsed[2] == 'fitnet':   # stages 1-4, no KD term (method_specs §11.6)
         assert [d['type'] for d in own] == ['fitnet'] and len(own[0]['stages']) == 4
+        # Every pair is CNN <-> token model (Swin counted as tokens, as in PAT): PAT's aligners, never the
+        # CNN <-> CNN regressor (conv + BN + ReLU) that a Swin read as a map would get.
+        from kdzoo.distillers.fitnet import ConvRegressor
+        assert not any(isinstance(a, ConvRegressor) for a in model.distillers[indices[0]].aligners.values())
+    if parsed and parsed[1].endswith('mobilenetv2'):   # stage 4 = conv_head + bn2, 1280 channels (§0)
+        assert model.student.kdzoo_stages[-1] == 'model.bn2'
     if parsed and parsed[2] == 'ofa' and parsed[1].endswith('swin_p'):   # token branches for the Swin student
         assert model.distillers[indices[0]].student_family == 'token'
     if any(h['type'] == 'EMAHook' for h in cfg.custom_hooks) and parsed and parsed[2] == 'kd':
         from mmengine.model import ExponentialMovingAverage
         ema = ExponentialMovingAverage(model, momentum=4e-5, update_buffers=True)   # what EMAHook builds
         ema.update_parameters(model)
+
+
+def test_teacher_conversion_script_from_configs_readme(tmp_path, monkeypatch):
+    """configs/README.md's convert_teacher.py turns a timm-0.6.5-style Swin training checkpoint (old key layout,
+    pickled args) into a file the CIFAR-100 Swin-T pair's teacher loads."""
+    import argparse
+    import runpy
+    import timm
+    from kdzoo.models.distill_model import build_teacher
+    from run_helpers import markdown_examples
+    script = tmp_path / 'convert_teacher.py'
+    script.write_text(markdown_examples('configs/README.md')['convert_teacher.py'])
+    with quick_random_init():
+        reference = timm.create_model('swin_tiny_patch4_window7_224', num_classes=100).state_dict()
+    old_layout = {re.sub(r'layers\.(\d+)\.downsample', lambda m: f'layers.{int(m.group(1)) - 1}.downsample', key)
+                  .replace('head.fc.', 'head.'): value for key, value in reference.items()}
+    old_layout['layers.0.blocks.0.attn.relative_position_index'] = torch.zeros(49 * 49, dtype=torch.long)
+    source, target = tmp_path / 'released.pth', tmp_path / 'checkpoints' / 'swin_t.pth'
+    torch.save({'epoch': 299, 'state_dict': old_layout, 'args': argparse.Namespace(lr=0.05)}, source)
+    monkeypatch.setattr('sys.argv', ['convert_teacher.py', str(source), 'swin_tiny_patch4_window7_224', '100',
+                                     str(target)])
+    with quick_random_init():
+        runpy.run_path(str(script), run_name='__main__')
+    teacher_cfg = copy.deepcopy(load('configs/cifar100/swin_t-mobilenetv2_kd.py').model.teachers.swin_t.to_dict())
+    teacher_cfg['checkpoint'] = str(target)
+    with quick_random_init():
+        teacher = build_teacher(teacher_cfg)
+    loaded = teacher.model.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in reference.items())

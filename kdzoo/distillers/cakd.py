@@ -42,6 +42,9 @@ patch grid: 14×14 for ResNet-50 / ViT-B/16 at 224), ``loss_weight=0.2`` with th
 
 Deviations and choices beyond the sources:
 * Head-averaged maps in paper mode too (the code's form); the paper's per-head use is unknown.
+* Softmax maps (the paper-mode default, §11.12 "expose both") hold values near 1/N, so L_attn is small
+  next to L_vv; ``attention='logits'`` or a larger ``weights=dict(attn=...)`` strengthens it.
+* Each GL Linear has a bias (not specified by the sources).
 * Projector init: kdzoo's connector init (Kaiming fan-out convs, trunc-normal(0.02) Linear, zero bias);
   the discriminator keeps PyTorch's default init. PatchGAN convs use padding 1 (pix2pix).
 * D sees the same map that enters L_attn (the partially crossed one when p > 0).

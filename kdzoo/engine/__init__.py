@@ -1,5 +1,6 @@
 from .hooks import TeacherEvalHook
 from .optim import DistillOptimWrapperConstructor
 from .schedules import WeightSchedule, build_schedule
+from .wrappers import DistillDataParallel
 
-__all__ = ['DistillOptimWrapperConstructor', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']
+__all__ = ['DistillDataParallel', 'DistillOptimWrapperConstructor', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']

@@ -187,12 +187,15 @@ class DistillModel(BaseModel):
         return data_samples
 
     # ---------------------------------------------------------------- training step
-    def train_step(self, data, optim_wrapper):
+    def train_step(self, data, optim_wrapper, wrapper=None):
+        """One optimisation step. ``wrapper`` is the DDP wrapper around this model, when there is one
+        (:class:`~kdzoo.engine.DistillDataParallel`): the forward runs through it so gradients sync."""
+        outer = wrapper or self
         if isinstance(optim_wrapper, OptimWrapperDict):
-            return self._train_step_with_discriminators(data, optim_wrapper)
-        with optim_wrapper.optim_context(self):
+            return self._train_step_with_discriminators(data, optim_wrapper, outer)
+        with optim_wrapper.optim_context(outer):
             data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
+            losses = outer._run_forward(data, mode='loss')
         total, log_vars = self.parse_losses(losses)
         if not torch.isfinite(total):
             self._handle_nonfinite(losses, optim_wrapper, data['inputs'])
@@ -200,7 +203,7 @@ class DistillModel(BaseModel):
         optim_wrapper.update_params(total)
         return log_vars
 
-    def _train_step_with_discriminators(self, data, optim_wrappers):
+    def _train_step_with_discriminators(self, data, optim_wrappers, outer):
         """One step with ``{'model', 'discriminator'}`` wrappers (``DistillOptimWrapperConstructor``).
 
         The forward gives the model's losses (the distillers keep gradients out of their discriminators);
@@ -209,14 +212,14 @@ class DistillModel(BaseModel):
         ``'model'`` steps everything but the discriminators and ``'discriminator'`` steps those.
         """
         model_wrapper = optim_wrappers['model']
-        with model_wrapper.optim_context(self):
+        with model_wrapper.optim_context(outer):
             data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
+            losses = outer._run_forward(data, mode='loss')
         adversary_losses = self._discriminator_losses(optim_wrappers)
         total, log_vars = self.parse_losses(losses)
         adversary_total, adversary_log = self.parse_losses(adversary_losses) if adversary_losses else (None, {})
         if not torch.isfinite(total) or (adversary_total is not None and not torch.isfinite(adversary_total)):
-            self._handle_nonfinite({**losses, **adversary_losses}, optim_wrappers)
+            self._handle_nonfinite({**losses, **adversary_losses}, optim_wrappers, data['inputs'])
             return log_vars
         model_wrapper.update_params(total)
         if adversary_total is not None:

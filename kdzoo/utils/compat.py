@@ -8,7 +8,8 @@
    uses ``weights_only=True`` or safetensors.
 2. Distributed runs on CPU: ``mmengine.dist.utils._init_dist_pytorch`` calls ``torch.cuda.set_device``
    unconditionally. :func:`init_cpu_distributed` creates the gloo process group first, so mmengine finds
-   one and skips its own init; :func:`cpu_ddp_wrapper_cfg` is the wrapper config DDP needs on CPU.
+   one and skips its own init; DDP on CPU must then be built without ``device_ids`` (see
+   ``kdzoo.tools_support.ddp_wrapper_cfg``).
 """
 import os
 import os.path as osp
@@ -39,11 +40,6 @@ def init_cpu_distributed(launcher, timeout_s=1800):
         _export_slurm_env_for_torch()
     import datetime
     torch_dist.init_process_group('gloo', timeout=datetime.timedelta(seconds=timeout_s))
-
-
-def cpu_ddp_wrapper_cfg():
-    """DDP on CPU takes no ``device_ids``; mmengine passes the local rank as one unless told not to."""
-    return dict(type='MMDistributedDataParallel', device_ids=None)
 
 
 def _export_slurm_env_for_torch():

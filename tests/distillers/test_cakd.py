@@ -180,10 +180,10 @@ def twin_models(**cakd):
     return first, make_model(**cakd)
 
 
-def make_model(**cakd):
+def make_model(on_nonfinite='raise', **cakd):
     cakd = dict(dict(type='cakd', student_stage='stage1', schedule=None), **cakd)
     return DistillModel(student=CNN, teachers=dict(vit=VIT), distillers=[cakd], input_size=(1, 32, 32),
-                        data_preprocessor=PREPROCESSOR).train()
+                        data_preprocessor=PREPROCESSOR, on_nonfinite=on_nonfinite).train()
 
 
 def fake_data(n=4):
@@ -294,6 +294,21 @@ def test_model_wrapper_alone_never_moves_the_discriminator():
     assert all(torch.equal(p, before[k]) for k, p in model.distillers[0].discriminator.named_parameters())
     wrappers['discriminator'].update_params(model.distillers[0].discriminator_loss()['loss_cakd_disc'])
     assert any(not torch.equal(p, before[k]) for k, p in model.distillers[0].discriminator.named_parameters())
+
+
+@pytest.mark.parametrize('action', ['raise', 'skip'])
+def test_nonfinite_discriminator_loss_stops_both_updates(action):
+    model = make_model(on_nonfinite=action)
+    wrappers = DistillOptimWrapperConstructor(dict(optimizer=dict(type='SGD', lr=0.1)))(model)
+    model.distillers[0].discriminator[-3].bias.data.fill_(float('inf'))  # the last conv: D outputs ±inf
+    before = snapshot(model)
+    if action == 'raise':
+        with pytest.raises(FloatingPointError, match='loss_cakd_adv=.*loss_cakd_disc='):
+            model.train_step(fake_data(), wrappers)
+    else:
+        model.train_step(fake_data(), wrappers)
+    after = dict(model.named_parameters())
+    assert all(torch.equal(after[k], v) for k, v in before.items() if torch.isfinite(v).all())
 
 
 @pytest.mark.parametrize('detach', [False, True])
