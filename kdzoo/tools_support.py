@@ -38,16 +38,30 @@ def bare_model(runner):
 
 
 def export_student(model, path):
-    """Write the bare student (no teachers, adapters or connectors) as safetensors or a state dict."""
+    """Write the bare student (no teachers or connectors) as safetensors or a state dict.
+
+    Adapters on the student (CivT's tokens and heads) change its forward but are not part of the student
+    network's keys: their weights go to a second file, ``<name>.adapters.<ext>``, and the log says so.
+    """
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     state = {k: v.contiguous() for k, v in model.student_state_dict().items()}
+    if len(model.adapters):
+        stem, ext = osp.splitext(path)
+        _save_tensors({k: v.detach().contiguous() for k, v in model.adapters.state_dict().items()},
+                      f'{stem}.adapters{ext}')
+        print_log(f"the student's adapters ({', '.join(type(a).__name__ for a in model.adapters)}) are "
+                  f"part of its forward; their weights were written to {stem}.adapters{ext}", logger='current')
+    _save_tensors(state, path)
+    return path
+
+
+def _save_tensors(state, path):
     if path.endswith('.safetensors'):
         from safetensors.torch import save_file
         save_file(state, path)
     else:
         import torch
         torch.save(state, path)
-    return path
 
 
 def train_missing_teachers(cfg, launcher='none'):
@@ -85,10 +99,19 @@ def final_summary(runner):
         runner.logger.info('kdzoo summary: ' + '; '.join(parts))
 
 
+def student_adapter_indices(cfg):
+    """Positions in ``model.adapters`` of the adapters that change the student (e.g. CivT's tokens)."""
+    return [i for i, adapter in enumerate(cfg.model.get('adapters') or [])
+            if adapter.get('target', 'student') == 'student']
+
+
 def student_only_config(cfg):
-    """The config's model without teachers, distillers or adapters: what evaluation and export need."""
+    """The config's model without teachers, distillers or teacher adapters: what evaluation and export need.
+
+    Adapters on the student stay: they are part of its forward."""
     model_cfg = cfg.model.copy()
-    model_cfg.update(teachers={}, distillers=[], adapters=[])
+    model_cfg.update(teachers={}, distillers=[],
+                     adapters=[cfg.model.adapters[i] for i in student_adapter_indices(cfg)])
     return model_cfg
 
 
@@ -112,6 +135,8 @@ def load_student(cfg, checkpoint):
         state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')['state_dict']
     student_keys = {k: v for k, v in state.items() if k.startswith('student.')} or state
     load_state(model.student, student_keys, checkpoint)
+    for position, original in enumerate(student_adapter_indices(cfg)):
+        load_state(model.adapters[position], state, checkpoint, prefix=f'adapters.{original}.')
     return model
 
 

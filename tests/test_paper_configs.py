@@ -1,19 +1,26 @@
 """The paper configs under configs/cifar100 and configs/imagenet: every one loads, builds and runs.
 
-Every ``*.py`` below those folders except the ``_base_`` fragments is collected. Each config is checked twice:
+Every ``*.py`` below those folders except the ``_base_`` fragments is collected (configs other authors add there
+get the generic checks and the build). Each config is checked twice:
 
-* ``test_config_is_well_formed`` (cheap): the model, data and schedule parts. For the FOFA-table configs
-  (``<pair>_<method>.py``) also the teacher / student architectures, the teacher checkpoint placeholder, the
-  distiller types, the recipe, and the header numbers against method_specs §10.1 / §10.2.
+* ``test_config_is_well_formed`` (cheap): model type, dataset and transform types resolve in kdzoo's registries.
+  For the FOFA-table configs (``<pair>_<method>.py``) also the teacher / student architectures, the teacher
+  checkpoint placeholder, the distiller types, the recipe, and the header numbers against method_specs §10.1 /
+  §10.2 (read from ../shared/docs/method_specs.md; that part is skipped when the spec is not there).
 * ``test_config_builds_and_runs``: the config's model is built with random weights (teacher checkpoint replaced
   by None) at its real 224×224 input, the config's own train pipeline and data preprocessor turn two random
   images into a batch (mixup / cutmix included for the ViT recipes), and one forward computes the CE and every
   distiller's losses, which must be finite. Configs whose models differ only in their distillers are built as one
   model carrying all their distillers (one teacher / student initialisation and one forward per pair, not per
-  config) — each distiller is built and run exactly as in its own config, its losses are attributed to it.
+  config); each distiller is built and run exactly as in its own config and its losses are attributed to it.
+  Weights are drawn with a plain normal instead of timm's slow truncated normal (``quick_random_init``).
+
+Per recipe (4): the LR of every epoch against timm's schedule, weight decay on 1-D parameters, EMA, the train and
+eval pipelines, mixup labels, and the error a missing data folder raises. Also the teacher conversion script of
+configs/README.md.
 
 Distillers that are not registered yet (``DISTILLERS.get(type) is None``) mark their configs' build tests as
-skipped, with the reason; they run as soon as the distiller exists. Whole file: ~2-3 min on 2 busy CPU cores.
+skipped, with the reason; they run as soon as the distiller exists. Whole file: ~2 min on 2 busy CPU cores.
 """
 import contextlib
 import copy
