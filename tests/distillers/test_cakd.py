@@ -18,7 +18,7 @@ from kdzoo.models import DistillModel, build_model
 from kdzoo.registry import TRANSFORMS
 from kdzoo.taps import Feature, FeatureSpec
 from run_helpers import random_vit_teacher, tiny_config
-from tiny_models import batch_of
+from tiny_models import batch_of, fill_known
 
 BATCH, GRID, HEADS, HEAD_DIM = 2, 8, 2, 4
 TEACHER_DIM = HEADS * HEAD_DIM
@@ -144,14 +144,6 @@ def built_cakd(channels=4, **kwargs):
     return distiller.double().train()
 
 
-def fill_known(module):
-    """Every parameter ← 0.3·sin(0.7·i + offset); returns {name: numpy copy}."""
-    values = {}
-    for offset, (name, param) in enumerate(module.named_parameters()):
-        pattern = 0.3 * np.sin(0.7 * np.arange(param.numel()) + offset).reshape(param.shape)
-        param.data.copy_(torch.from_numpy(pattern))
-        values[name] = pattern
-    return values
 
 
 def fixed_inputs(channels):
