@@ -107,8 +107,9 @@ class MMPretrainClassifier(TappableClassifier):
     def __init__(self, model, stages=None, classifier=None):
         import mmpretrain
         from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+        # mmpretrain's own scope, whatever scope the Runner made the default
         net = mmpretrain.get_model(model, pretrained=False) if isinstance(model, str) \
-            else MMPRETRAIN_MODELS.build(model)
+            else MMPRETRAIN_MODELS.build(dict(model, _scope_=model.get('_scope_', 'mmpretrain')))
         if stages is None and hasattr(net.backbone, 'res_layers'):
             stages = [f'backbone.{name}' for name in net.backbone.res_layers]
         super().__init__(net, stages, classifier=classifier or ('head.fc' if hasattr(net.head, 'fc') else None))
