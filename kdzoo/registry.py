@@ -27,9 +27,16 @@ def registered_names(registry):
     return names
 
 
-def unknown_name_error(kind, name, choices):
-    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
+LISTING_LIMIT = 80
+
+
+def unknown_name_error(kind, name, choices, how_to_list=None):
+    """The error for an unknown name: closest matches, and every valid name when there are few."""
+    choices = list(choices)
+    close = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ''
+    if len(choices) > LISTING_LIMIT and how_to_list:
+        return KeyError(f"Unknown {kind} {name!r}.{hint} {len(choices)} are available; {how_to_list}")
     listed = ', '.join(sorted(choices, key=str.lower))
     return KeyError(f"Unknown {kind} {name!r}.{hint} Available: {listed}")
 

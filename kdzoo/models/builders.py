@@ -83,7 +83,8 @@ class TimmClassifier(TappableClassifier):
         else:
             if not timm.is_model(model_name):
                 from kdzoo.registry import unknown_name_error
-                raise unknown_name_error('timm model', model_name, timm.list_models())
+                raise unknown_name_error('timm model', model_name, timm.list_models(),
+                                         "list them with timm.list_models('*pattern*')")
             model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
         super().__init__(model, stages, num_stages, classifier)
 

@@ -29,7 +29,7 @@ def build_at(path, build, cfg):
     """Build ``cfg``; a configuration error names where in the config it comes from."""
     try:
         return build(cfg)
-    except (TypeError, ValueError, KeyError) as error:
+    except (TypeError, ValueError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if error.args else str(error)
         raise type(error)(f"{path}: {message}") from error
 

@@ -130,7 +130,10 @@ class TapRecorder:
     def __init__(self, model, taps, name='model'):
         self.model = unwrap(model)
         self.name = name
-        self.targets = {tap: resolve_tap(self.model, tap) for tap in dict.fromkeys(taps)}
+        try:
+            self.targets = {tap: resolve_tap(self.model, tap) for tap in dict.fromkeys(taps)}
+        except KeyError as error:
+            raise KeyError(f"{name}: {error.args[0]}") from None
         self.specs = {}
         self._raw = None
         self._handles = [self._register(tap, target) for tap, target in self.targets.items()]
