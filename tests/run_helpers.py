@@ -8,15 +8,21 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART = osp.join(ROOT, 'configs', 'quickstart')
 
 
-def random_vit_teacher(path):
-    """Write randomly initialised quick-start ViT teacher weights (the bare timm model) as safetensors."""
-    from mmengine.config import Config
+def random_weights(model_cfg, path):
+    """Write a randomly initialised model's weights as safetensors, keyed as the network itself."""
     from safetensors.torch import save_file
 
     from kdzoo.models import build_model
-    cfg = Config.fromfile(osp.join(QUICKSTART, '_models.py'))
-    save_file({k: v.contiguous() for k, v in build_model(cfg.vit_teacher).model.state_dict().items()}, path)
+    model = build_model(model_cfg)
+    network = model.model if getattr(model, 'kdzoo_module_root', None) == 'model' else model
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, path)
     return path
+
+
+def random_vit_teacher(path):
+    """Randomly initialised quick-start ViT teacher weights (see :func:`random_weights`)."""
+    from mmengine.config import Config
+    return random_weights(Config.fromfile(osp.join(QUICKSTART, '_models.py')).vit_teacher, path)
 
 
 def tiny_config(tmp_path, method, teacher=None, train_items=128, val_items=100, epochs=1, batch_size=32,

@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
 from kdzoo.utils.compat import load_runner_checkpoint
-from run_helpers import ROOT, random_vit_teacher, run_tool, tiny_config
+from run_helpers import QUICKSTART, ROOT, random_vit_teacher, random_weights, run_tool, tiny_config
 
 
 def make_runner(config, work_dir, **overrides):
@@ -77,12 +77,20 @@ ALL_LOGIT_AND_FEATURE_DISTILLERS = ("distillers=[dict(type='kd'), dict(type='dkd
     ('kd', ALL_LOGIT_AND_FEATURE_DISTILLERS,
      ('loss_kd', 'loss_dkd', 'loss_fitnet_stage4', 'loss_ofa_stage1', 'loss_dist_inter', 'loss_rkd_angle')),
     ('cakd', None, ('loss_cakd', 'discriminator')),
+    ('civt', None, ('loss_civt_conv', 'loss_civt_inv')),
 ])
 def test_two_process_cpu_training_with_torchrun(tmp_path, method, distillers, terms):
     """DistillModel under DistillDataParallel on 2 CPU processes, for every distiller that has landed."""
-    teacher = random_vit_teacher(str(tmp_path / 'teacher.safetensors'))
-    model_line = f"model = dict(teachers=dict(vit=dict(checkpoint={teacher!r}))"
-    model_line += f", {distillers})\n" if distillers else ")\n"
+    if method == 'civt':
+        base = Config.fromfile(os.path.join(QUICKSTART, 'civt.py'))
+        checkpoints = {name: random_weights(base[f'{name}_teacher'], str(tmp_path / f'{name}.safetensors'))
+                       for name in ('cnn', 'rednet')}
+        model_line = ("model = dict(teachers=dict(" + ', '.join(
+            f"{name}=dict(checkpoint={path!r})" for name, path in checkpoints.items()) + "))\n")
+    else:
+        teacher = random_vit_teacher(str(tmp_path / 'teacher.safetensors'))
+        model_line = f"model = dict(teachers=dict(vit=dict(checkpoint={teacher!r}))"
+        model_line += f", {distillers})\n" if distillers else ")\n"
     config = tiny_config(tmp_path, method, train_items=128, val_items=50, batch_size=16, extra=model_line)
     work_dir = tmp_path / 'ddp'
     rc, out = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',

@@ -12,7 +12,7 @@ from kdzoo.adapters import CivTTokens
 from kdzoo.distillers.civt import civt_distillation_losses
 from kdzoo.models import DistillModel, build_model
 from kdzoo.taps import Feature, FeatureSpec, TapRecorder
-from run_helpers import QUICKSTART, tiny_config
+from run_helpers import QUICKSTART, random_weights, tiny_config
 from tiny_models import batch_of
 
 VIT = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', img_size=16, patch_size=4, in_chans=1,
@@ -230,18 +230,12 @@ def test_detaching_restores_the_original_student_exactly(stem):
 
 
 # ------------------------------------------------------------------------------------------ Runner
-def save_random_weights(model_cfg, path):
-    from safetensors.torch import save_file
-    model = build_model(model_cfg)
-    bare = model.model if getattr(model, 'kdzoo_module_root', None) == 'model' else model
-    save_file({k: v.contiguous() for k, v in bare.state_dict().items()}, path)
-    return path
 
 
 def test_quickstart_config_trains_with_random_teachers(tmp_path):
     base = Config.fromfile(f'{QUICKSTART}/civt.py')
-    cnn = save_random_weights(base.cnn_teacher, str(tmp_path / 'cnn.safetensors'))
-    rednet = save_random_weights(base.rednet_teacher, str(tmp_path / 'rednet.safetensors'))
+    cnn = random_weights(base.cnn_teacher, str(tmp_path / 'cnn.safetensors'))
+    rednet = random_weights(base.rednet_teacher, str(tmp_path / 'rednet.safetensors'))
     extra = (f"model = dict(teachers=dict(cnn=dict(checkpoint={cnn!r}), rednet=dict(checkpoint={rednet!r})))\n"
              "custom_hooks = []\nparam_scheduler = None\n")
     cfg = Config.fromfile(tiny_config(tmp_path, 'civt', train_items=16, val_items=8, batch_size=8,
