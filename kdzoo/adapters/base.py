@@ -3,7 +3,8 @@ import torch.nn as nn
 
 
 class BaseAdapter(nn.Module):
-    """Attaches to one model of a :class:`~kdzoo.models.DistillModel` (``'student'`` or a teacher name).
+    """Attaches to one model of a :class:`~kdzoo.models.DistillModel` (``'student'`` or a teacher name;
+    ``'teacher'`` means the only teacher, so method configs need not know the pair's teacher name).
 
     An adapter changes the model's forward through hooks or inserted modules it owns, and keeps the wrapped
     model's own state-dict keys intact so pretrained checkpoints still load. Its parameters live in the

@@ -97,6 +97,11 @@ class DistillModel(BaseModel):
     def _attach_adapters(self):
         models = self.named_models()
         for adapter in self.adapters:
+            if adapter.target == 'teacher' and 'teacher' not in models:
+                if len(self.teachers) != 1:
+                    raise KeyError(f"{type(adapter).__name__}: target='teacher' means the only teacher, but the "
+                                   f"teachers are {list(self.teachers)}; name one")
+                adapter.target = next(iter(self.teachers))
             if adapter.target not in models:
                 raise KeyError(f"{type(adapter).__name__} targets {adapter.target!r}, but the models are "
                                f"{list(models)}")
