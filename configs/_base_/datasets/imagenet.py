@@ -67,11 +67,11 @@ crop_pct_0_9_test_pipeline = [
 train_dataloader = dict(
     batch_size=64, num_workers=8, persistent_workers=True, pin_memory=True, drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='mmpretrain.ImageNet', data_root=data_root, split='train', pipeline=cnn_train_pipeline))
+    dataset=dict(type='ImageNet', data_root=data_root, split='train', pipeline=cnn_train_pipeline))
 val_dataloader = dict(
     batch_size=64, num_workers=8, persistent_workers=True, pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='mmpretrain.ImageNet', data_root=data_root, split='val', pipeline=test_pipeline))
+    dataset=dict(type='ImageNet', data_root=data_root, split='val', pipeline=test_pipeline))
 val_evaluator = dict(type='mmpretrain.Accuracy', topk=(1, 5))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
