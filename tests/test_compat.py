@@ -78,6 +78,7 @@ ALL_LOGIT_AND_FEATURE_DISTILLERS = ("distillers=[dict(type='kd'), dict(type='dkd
      ('loss_kd', 'loss_dkd', 'loss_fitnet_stage4', 'loss_ofa_stage1', 'loss_dist_inter', 'loss_rkd_angle')),
     ('cakd', None, ('loss_cakd', 'discriminator')),
     ('civt', None, ('loss_civt_conv', 'loss_civt_inv')),
+    ('fofa', None, ('loss_fofa',)),
 ])
 def test_two_process_cpu_training_with_torchrun(tmp_path, method, distillers, terms):
     """DistillModel under DistillDataParallel on 2 CPU processes, for every distiller that has landed."""

@@ -211,9 +211,13 @@ class AFPBlock(nn.Module):
         return self.feedback
 
     def forward(self, x):
-        fused = x
         feedback = self.usable_feedback(x.shape[0])
-        if feedback is not None:
+        if feedback is None:
+            # Fusion is skipped, but it still runs (on zeros) weighted by 0: the output is exactly x's, and
+            # every parameter stays in the graph, which DDP without find_unused_parameters requires.
+            zeros = x.new_zeros((x.shape[0], *self.feedback_shape))
+            fused = x + 0 * self.fusion(torch.cat([x, self.align(zeros)], dim=1))
+        else:
             fused = self.fusion(torch.cat([x, self.align(feedback.to(x.dtype))], dim=1))
         return x + self.beta * self.prompt(fused)
 
