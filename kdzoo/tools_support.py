@@ -159,3 +159,10 @@ def onnx_max_difference(model, path, sample):
     with torch.no_grad():
         torch_output = model.student.eval()(sample).numpy()
     return float(abs(onnx_output - torch_output).max())
+
+
+def shutdown_distributed():
+    """Destroy the process group before exit: left to interpreter shutdown, gloo's threads can abort."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
