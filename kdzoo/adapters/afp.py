@@ -24,9 +24,10 @@ Feedback (§7.3, §11.29): Δ^k = aligned student − prompted teacher at stage 
 *previous* training iteration (a different mini-batch, as the paper intends). FOFA computes it and hands it
 over with :meth:`AFP.set_feedback`. It lives in one buffer per stage (``blocks.stage<k>.feedback``), so it is
 saved in and resumed from checkpoints. Without feedback (first step, after :meth:`clear_feedback`, or a batch
-whose size differs from the stored one) the fusion block is skipped; the feedback therefore needs a constant
-batch size (``drop_last=True``). Under DDP each rank keeps its own buffer, and the fusion parameters are
-unused in the first step, so DDP needs ``find_unused_parameters=True``.
+whose size differs from the stored one) the fusion block is skipped: it runs on zero feedback and is weighted
+by 0, so the output is exactly that of x_f = x_in while every parameter stays in the graph (DDP needs no
+``find_unused_parameters``). The feedback therefore needs a constant batch size (``drop_last=True``); under
+DDP each rank keeps its own buffer.
 
 Prompts act only while the adapter is in training mode; in eval mode and inside :meth:`prompts_disabled`
 the teacher runs bare (FOFA's un-prompted pass, teacher evaluation). The teacher backbone stays frozen; the
@@ -67,7 +68,7 @@ PROMPT_GROUPS = 4
 
 class StageInput(NamedTuple):
     """How one stage input is read as a map: its layout, channels, grid and set-aside prefix tokens."""
-    layout: str                   # 'NCHW', 'NHWC' or 'tokens'
+    kind: str                     # 'NCHW', 'NHWC' or 'tokens'
     channels: int
     grid: Tuple[int, int]
     num_prefix: int = 0
@@ -91,30 +92,30 @@ def stage_input_of(spec, nhwc, code_exact):
     raise ValueError(f"afp: the input of {spec.name} ({spec.describe()}) forms no patch grid to prompt")
 
 
-def split_stage_input(x, stage):
+def split_stage_input(x, layout):
     """(map, prefix tokens or None) of a raw stage input."""
-    if stage.layout == 'NCHW':
+    if layout.kind == 'NCHW':
         return x, None
-    if stage.layout == 'NHWC':
+    if layout.kind == 'NHWC':
         return x.permute(0, 3, 1, 2), None
-    n = stage.num_prefix
-    if stage.prefix_last:
+    n = layout.num_prefix
+    if layout.prefix_last:
         prefix, patches = x[:, x.shape[1] - n:], x[:, :x.shape[1] - n]
     else:
         prefix, patches = x[:, :n], x[:, n:]
-    return to_map(patches, stage.grid), prefix if n else None
+    return to_map(patches, layout.grid), prefix if n else None
 
 
-def join_stage_input(feature_map, prefix, stage):
+def join_stage_input(feature_map, prefix, layout):
     """The inverse of :func:`split_stage_input`."""
-    if stage.layout == 'NCHW':
+    if layout.kind == 'NCHW':
         return feature_map
-    if stage.layout == 'NHWC':
+    if layout.kind == 'NHWC':
         return feature_map.permute(0, 2, 3, 1)
     tokens = to_tokens(feature_map)
     if prefix is None:
         return tokens
-    return torch.cat([tokens, prefix] if stage.prefix_last else [prefix, tokens], dim=1)
+    return torch.cat([tokens, prefix] if layout.prefix_last else [prefix, tokens], dim=1)
 
 
 def next_sibling_path(model, path):
@@ -127,6 +128,13 @@ def next_sibling_path(model, path):
         raise ValueError(f"afp: no module follows stage module {path!r} in its parent, so the next stage's "
                          "input cannot be found; pass insert_before=[...] (module paths)")
     return f'{parent_path}.{names[index + 1]}' if parent_path else names[index + 1]
+
+
+def derived_insertion_path(model, stage):
+    """The module whose input is stage ``stage``'s input: the first stage module, else the one after stage − 1."""
+    if stage == 1:
+        return resolve_tap(model, 'stage1').module_path
+    return next_sibling_path(model, resolve_tap(model, f'stage{stage - 1}').module_path)
 
 
 # ------------------------------------------------------------------------------------------------ blocks
@@ -283,9 +291,7 @@ class AFP(BaseAdapter):
     def _insertion_paths(self, model):
         if self.insert_before is not None:
             return [resolve_tap(model, path).module_path for path in self.insert_before]
-        stage_paths = {k: resolve_tap(model, f'stage{k}').module_path for k in self.stages}
-        return [stage_paths[k] if k == 1 else
-                next_sibling_path(model, resolve_tap(model, f'stage{k - 1}').module_path) for k in self.stages]
+        return [derived_insertion_path(model, k) for k in self.stages]
 
     def _remember_stage_output(self, stage, module, args, output):
         self._stage_outputs[stage] = output

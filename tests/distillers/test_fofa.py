@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from kdzoo.adapters.afp import AFP, FeedbackAligner, StageInput, join_stage_input, split_stage_input
+from kdzoo.adapters.afp import FeedbackAligner, StageInput, join_stage_input, split_stage_input
 from kdzoo.distillers.fofa import (MapStageProjector, TokenStageProjector, hcl_loss, sinusoidal_encoding,
                                    stage_as_map)
 from kdzoo.models import DistillModel, build_model
@@ -29,9 +29,16 @@ BATCH = 4
 
 
 def fofa_model(teacher=VIT, afp=None, **fofa_kwargs):
-    return DistillModel(student=CNN, teachers=dict(vit=teacher), distillers=[dict(type='fofa', **fofa_kwargs)],
-                        adapters=[dict(type='afp', target='vit', **(afp or {}))], input_size=(1, 32, 32),
+    return DistillModel(student=CNN, teachers=dict(teacher=teacher), distillers=[dict(type='fofa', **fofa_kwargs)],
+                        adapters=[dict(type='afp', target='teacher', **(afp or {}))], input_size=(1, 32, 32),
                         data_preprocessor=PREPROCESSOR).train()
+
+
+def student_features(model, inputs):
+    recorder = model.recorders['student']
+    recorder.start()
+    model.student(inputs)
+    return recorder.collect()
 
 
 def fake_batch(n=BATCH):
@@ -118,8 +125,8 @@ def test_kd_and_regulariser_match_numpy(monkeypatch):
     student_logits, prompted, plain = pattern((BATCH, 10), 0.2), pattern((BATCH, 10), 0.9), pattern((BATCH, 10), 1.7)
     monkeypatch.setattr(fofa, 'unprompted_teacher_logits', lambda inputs: torch.from_numpy(plain).float())
     inputs, _ = fake_batch()
-    teacher = model.run_teachers(inputs)['vit']
-    _, student = model._record('student', model.student, inputs)
+    teacher = model.run_teachers(inputs)['teacher']
+    student = student_features(model, inputs)
     student['logits'] = Feature(torch.from_numpy(student_logits).float(), student['logits'].spec)
     teacher['logits'] = Feature(torch.from_numpy(prompted).float(), teacher['logits'].spec)
     losses = fofa.compute_losses(student, teacher, None, inputs=inputs)
@@ -147,7 +154,7 @@ def test_raa_shapes_per_stage_cnn_student_vit_teacher():
     assert [e.proj.kernel_size for e in raa.embeds] == [(2, 2), (1, 1), (1, 1), (1, 1)]
     assert [e.size for e in raa.embeds] == [(8, 8), (4, 4), (4, 4), (4, 4)]
     inputs, _ = fake_batch()
-    _, student = model._record('student', model.student, inputs)
+    student = student_features(model, inputs)
     maps = [student[tap].as_map() for tap in STAGES]
     assert [tuple(m.shape[1:]) for m in maps] == [(16, 8, 8), (32, 4, 4), (64, 2, 2), (128, 1, 1)]
     assert all(tuple(raa.embeds[k](maps[k]).shape) == (BATCH, 16, 512) for k in range(4))
@@ -159,11 +166,11 @@ def test_raa_shapes_per_stage_cnn_student_vit_teacher():
 
 
 def test_afp_sits_before_each_stage_of_the_vit_and_the_resnet():
-    vit = fofa_model().teachers['vit'].model
+    vit = fofa_model().teachers['teacher'].model
     prompted = [i for i, block in enumerate(vit.blocks) if block._forward_pre_hooks]
     assert prompted == [0, 1, 2, 5]          # stage outputs are blocks 0, 1, 4, 5 of 6
     model = fofa_model(teacher=CNN_TEACHER)
-    resnet = model.teachers['vit'].model
+    resnet = model.teachers['teacher'].model
     assert [name for name, m in resnet.named_children() if m._forward_pre_hooks] == \
         ['layer1', 'layer2', 'layer3', 'layer4']
     afp, fofa = model.adapters[0], model.distillers[0]
@@ -220,7 +227,7 @@ def test_feedback_of_another_batch_size_is_skipped():
     set_beta(afp, 0.5)
     model.loss(*fake_batch(4))
     inputs = torch.randn(3, 1, 32, 32)
-    teacher = model.teachers['vit']
+    teacher = model.teachers['teacher']
     with_stale_feedback = teacher(inputs)
     afp.clear_feedback()
     assert torch.equal(teacher(inputs), with_stale_feedback)
@@ -255,7 +262,7 @@ def test_gradients_reach_student_raa_and_afp_but_not_the_teacher():
 # ------------------------------------------------------------------------------------------- bare teacher
 def test_prompts_disabled_gives_the_bare_teachers_output():
     model = fofa_model()
-    afp, teacher = model.adapters[0], model.teachers['vit']
+    afp, teacher = model.adapters[0], model.teachers['teacher']
     model.loss(*fake_batch())                 # feedback exists
     set_beta(afp, 1.0)
     bare = build_model(VIT).eval()
@@ -272,7 +279,7 @@ def test_prompts_disabled_gives_the_bare_teachers_output():
 def test_teacher_state_dict_keys_are_unchanged_by_afp():
     bare_keys = set(build_model(VIT).state_dict())
     model = fofa_model()
-    assert set(model.teachers['vit'].state_dict()) == bare_keys
+    assert set(model.teachers['teacher'].state_dict()) == bare_keys
     adapter_keys = [k for k in model.state_dict() if k.startswith('adapters.')]
     assert adapter_keys and all(k.startswith('adapters.0.blocks.stage') for k in adapter_keys)
     assert {f'adapters.0.blocks.{tap}.feedback' for tap in STAGES} <= set(adapter_keys)
