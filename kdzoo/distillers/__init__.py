@@ -8,5 +8,7 @@ from .fofa import FOFA
 from .kd import KD
 from .ofa import OFA
 from .rkd import RKD
+from .urfm import URFM
 
-__all__ = ['BaseDistiller', 'CAKD', 'CivT', 'DIST', 'DKD', 'FitNet', 'FOFA', 'KD', 'OFA', 'RKD', 'shape_error']
+__all__ = ['BaseDistiller', 'CAKD', 'CivT', 'DIST', 'DKD', 'FitNet', 'FOFA', 'KD', 'OFA', 'RKD', 'URFM',
+           'shape_error']
