@@ -1,6 +1,7 @@
 """Tiny, fast versions of the quick-start runs for tests: small data subsets, one epoch, random teachers."""
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -41,6 +42,13 @@ def tiny_config(tmp_path, method, teacher=None, train_items=128, val_items=100, 
     with open(path, 'w') as f:
         f.write(text)
     return path
+
+
+def free_port():
+    """A TCP port nobody listens on now, so torchrun runs in a row never meet a port still in TIME_WAIT."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 def run_tool(*args, timeout=600, env=None, cwd=None):

@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
 from kdzoo.utils.compat import load_runner_checkpoint
-from run_helpers import QUICKSTART, ROOT, random_vit_teacher, random_weights, run_tool, tiny_config
+from run_helpers import QUICKSTART, ROOT, free_port, random_vit_teacher, random_weights, run_tool, tiny_config
 
 
 def make_runner(config, work_dir, **overrides):
@@ -94,7 +94,7 @@ def test_two_process_cpu_training_with_torchrun(tmp_path, method, distillers, te
         model_line += f", {distillers})\n" if distillers else ")\n"
     config = tiny_config(tmp_path, method, train_items=128, val_items=50, batch_size=16, extra=model_line)
     work_dir = tmp_path / 'ddp'
-    rc, out = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+    rc, out = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
                        os.path.join(ROOT, 'tools', 'train.py'), config, '--launcher', 'pytorch',
                        '--work-dir', str(work_dir), timeout=500)
     assert rc == 0, out[-3000:]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from run_helpers import QUICKSTART, ROOT, random_vit_teacher, run_tool, tiny_config
+from run_helpers import QUICKSTART, ROOT, free_port, random_vit_teacher, run_tool, tiny_config
 
 TOLERANCE = 1e-4  # 8 AdamW steps amplify reduction-order differences (1.2e-5 measured)
 
@@ -41,7 +41,7 @@ def test_one_and_two_processes_reach_the_same_weights(tmp_path):
     single, double = str(tmp_path / 'single'), str(tmp_path / 'double')
     rc, out = run_tool('tools/train.py', parity_config(tmp_path, 32, teacher), '--work-dir', single)
     assert rc == 0, out[-2000:]
-    rc, out2 = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29541',
+    rc, out2 = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
                         os.path.join(ROOT, 'tools', 'train.py'), parity_config(tmp_path, 16, teacher),
                         '--launcher', 'pytorch', '--work-dir', double)
     assert rc == 0, out2[-3000:]

@@ -1,6 +1,7 @@
 from .hooks import TeacherEvalHook
+from .multi_set_loops import MultiSetTestLoop, MultiSetValLoop
 from .optim import DistillOptimWrapperConstructor
 from .schedules import WeightSchedule, build_schedule
 from .wrappers import DistillDataParallel
 
-__all__ = ['DistillDataParallel', 'DistillOptimWrapperConstructor', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']
+__all__ = ['DistillDataParallel', 'DistillOptimWrapperConstructor', 'MultiSetTestLoop', 'MultiSetValLoop', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']

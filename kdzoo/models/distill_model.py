@@ -11,6 +11,7 @@ from mmengine.optim import OptimWrapperDict
 from kdzoo.registry import ADAPTERS, DISTILLERS, MODELS
 from kdzoo.taps.recorder import TapRecorder
 from .builders import build_model
+from .face.heads import exclude_sharded_centres_from_ddp
 from .weights import load_weights
 
 NONFINITE_ACTIONS = ('raise', 'skip')
@@ -67,10 +68,17 @@ class DistillModel(BaseModel):
         label_smoothing: for the default CE task loss.
         on_nonfinite: ``'raise'`` stops the run when a loss is NaN/inf, naming the term and iteration,
             before the update (so no corrupted checkpoint is written); ``'skip'`` skips that update.
+        flip_test: for models that offer ``embed_with_flip`` (face recognisers), prediction also embeds the
+            horizontally flipped images and hands both to ``predict_samples`` (``pred_embedding_flip``), as
+            the verification protocol requires (docs/face_recognition.md); False embeds the images only.
+
+    Partial FC: class centres sharded across ranks (:class:`~kdzoo.models.face.PartialFC` under
+    torch.distributed) are excluded from DDP's synchronisation here, on the module that DDP wraps, so any
+    wrapper (kdzoo's ``DistillDataParallel``, mmengine's, plain DDP) leaves each rank's shard alone.
     """
 
     def __init__(self, student, teachers=None, distillers=(), adapters=(), input_size=(3, 224, 224),
-                 task_loss_weight=1.0, label_smoothing=0.0, on_nonfinite='raise',
+                 task_loss_weight=1.0, label_smoothing=0.0, on_nonfinite='raise', flip_test=True,
                  data_preprocessor=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type='mmpretrain.ClsDataPreprocessor'),
                          init_cfg=init_cfg)
@@ -80,6 +88,7 @@ class DistillModel(BaseModel):
         self.task_loss_weight = task_loss_weight
         self.label_smoothing = label_smoothing
         self.on_nonfinite = on_nonfinite
+        self.flip_test = flip_test
         self.student = build_at('model.student', build_model, student)
         self.teachers = nn.ModuleDict({name: build_at(f'model.teachers.{name}', build_teacher, cfg)
                                        for name, cfg in (teachers or {}).items()})
@@ -89,6 +98,7 @@ class DistillModel(BaseModel):
                                          for i, cfg in enumerate(distillers)])
         self._attach_adapters()
         self.recorders = self._build_recorders()
+        self.ddp_ignored_parameters = exclude_sharded_centres_from_ddp(self)
 
     # ---------------------------------------------------------------- build
     def named_models(self):
@@ -159,10 +169,11 @@ class DistillModel(BaseModel):
                     if name in self.recorders}
 
     def task_loss(self, output, labels, soft_labels):
-        if hasattr(self.student, 'task_loss'):
-            return self.student.task_loss(output, labels)
         if not self.task_loss_weight:
             return {}
+        if hasattr(self.student, 'task_loss'):  # a face recogniser's margin-softmax loss (hard labels)
+            return {name: loss * self.task_loss_weight
+                    for name, loss in self.student.task_loss(output, labels).items()}
         target = soft_labels if soft_labels is not None else labels
         ce = F.cross_entropy(output, target, label_smoothing=self.label_smoothing)
         return {'loss_cls': ce * self.task_loss_weight}
@@ -182,9 +193,12 @@ class DistillModel(BaseModel):
     def predict(self, inputs, data_samples=None, model_name='student'):
         """Predictions of the student (or, for evaluation hooks, of a named teacher)."""
         model = self.named_models()[model_name]
+        if hasattr(model, 'predict_samples'):  # face recognisers: embeddings (and flipped ones) for the metrics
+            if self.flip_test and hasattr(model, 'embed_with_flip'):
+                output, flipped = model.embed_with_flip(inputs)
+                return model.predict_samples(output, data_samples, flip_embeddings=flipped)
+            return model.predict_samples(model(inputs), data_samples)
         output = model(inputs)
-        if hasattr(model, 'predict_samples'):
-            return model.predict_samples(output, data_samples)
         from mmpretrain.structures import DataSample
         data_samples = data_samples or [DataSample() for _ in range(output.shape[0])]
         for sample, score in zip(data_samples, output.softmax(1)):

@@ -1,0 +1,48 @@
+# MS1MV2 (insightface "faces_emore": 85,742 identities, 5,822,653 aligned 112x112 faces; docs/face_recognition.md)
+# for training, and the LFW (6,000 pairs), CFP-FP (7,000) and AgeDB-30 (6,000) verification sets for validation
+# and test, each scored by its own FaceVerificationMetric (prefixes lfw/, cfp_fp/, agedb_30/) through
+# MultiSetValLoop / MultiSetTestLoop. Protocol: each face and its horizontal flip are embedded (DistillModel's
+# flip test), the sum is L2-normalised, squared-L2 distance, 10 contiguous folds -> Accuracy-Flip (mean +- std),
+# plus VAL@FAR=1e-3, TPR@FPR=1e-2 and AUC.
+#
+# Layout (the insightface download as it is; build a RecordIO from an image folder with tools/face2rec.py):
+#   <data_root>/train.rec     MXNet RecordIO images (record 0 = header)
+#   <data_root>/train.idx     record offsets
+#   <data_root>/property      "85742,112,112"
+#   <data_root>/lfw.bin, cfp_fp.bin, agedb_30.bin
+# data_root defaults to data/ms1mv2; set it once with the MS1MV2_ROOT environment variable
+# (MS1MV2_ROOT=/data/faces_emore python tools/train.py ...), or per dataset with --cfg-options
+# train_dataloader.dataset.data_root=DIR val_dataloader.0.dataset.data_root=DIR ... .
+# When the files are missing, building a dataset raises an error that lists every path looked for, shows this
+# layout and points at the ORL quick start (configs/face/orl_*.py), which runs offline.
+#
+# Faces are already aligned and 112x112: no resizing. RGB, normalised as (x/255 - 0.5)/0.5. Training
+# augmentation is a random horizontal flip only (the standard recipe).
+data_root = '{{$MS1MV2_ROOT:data/ms1mv2}}'
+num_classes = 85742
+input_size = (3, 112, 112)
+data_preprocessor = dict(type='mmpretrain.ClsDataPreprocessor', mean=[127.5, 127.5, 127.5],
+                         std=[127.5, 127.5, 127.5], to_rgb=False)
+train_pipeline = [
+    dict(type='mmpretrain.RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='mmpretrain.PackInputs'),
+]
+test_pipeline = [dict(type='mmpretrain.PackInputs')]
+
+train_dataloader = dict(
+    batch_size=128, num_workers=8, persistent_workers=True, pin_memory=True, drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='FaceRecordIODataset', data_root=data_root, rec_file='train.rec', idx_file='train.idx',
+                 property_file='property', pipeline=train_pipeline))
+
+verification_sets = ('lfw', 'cfp_fp', 'agedb_30')
+val_dataloader = [
+    dict(batch_size=128, num_workers=2, sampler=dict(type='DefaultSampler', shuffle=False),
+         dataset=dict(type='FaceVerificationBin', data_root=data_root, path=f'{name}.bin', pipeline=test_pipeline))
+    for name in verification_sets]
+val_evaluator = [dict(type='FaceVerificationMetric', prefix=name, far_target=1e-3, fprs=(1e-2,))
+                 for name in verification_sets]
+val_cfg = dict(type='MultiSetValLoop')
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
+test_cfg = dict(type='MultiSetTestLoop')

@@ -1,0 +1,14 @@
+# Base of the ORL distillation quick starts: the small face Swin teacher -> the small MobileFaceNet student
+# (configs/face/_base_/orl.py). tools/train.py trains the teacher first with configs/face/orl_teacher.py when
+# work_dirs/face/orl_teacher.safetensors does not exist yet (the log says so), then distils, evaluating the
+# teacher (TeacherEvalHook) and the student on the 10 held-out identities. Method configs add the distillers.
+_base_ = ['../../_base_/default_runtime.py', './orl.py']
+model = dict(
+    type='DistillModel',
+    student={{_base_.orl_student}},
+    teachers=dict(swin=dict(model={{_base_.orl_teacher}}, checkpoint={{_base_.teacher_checkpoint}})),
+    input_size={{_base_.input_size}},
+    data_preprocessor={{_base_.data_preprocessor}},
+)
+teacher_configs = dict(swin='configs/face/orl_teacher.py')
+custom_hooks = [dict(type='TeacherEvalHook')]
