@@ -1,39 +1,132 @@
-"""Step-time overhead of distillation methods, measured in one process, interleaved and repeated.
+"""Step time and peak memory of distillation methods against the teacher + student floor, in one process.
 
     python tools/speed.py CONFIG [CONFIG ...] [--batch-size 64] [--repeats 20] [--warmup 3]
+                          [--variants as-configured bf16 channels-last ...] [--device cpu|cuda]
 
-For the configs' teacher–student pair this times (a) the teacher forward alone, (b) a student training
-step alone (forward, CE, backward, SGD step) and, per config, (c) the full DistillModel training step,
-each the median of ``--repeats`` rounds in which all measurements run in a shuffled order. It prints
-(c) / ((a) + (b)) and the method's extra trainable parameters. Teachers whose checkpoint does not exist
-are randomly initialised (their weights do not change the time). Timings synchronise CUDA when present.
+The configs must share one teacher–student pair (same student and teacher model dicts). The tool times
+
+  (a) the teachers' forward alone (fp32, ``torch.inference_mode``): the least any distillation step pays;
+  (b) a student training step alone (forward, task loss, backward, the config's optimiser step);
+  (c) each config's full ``DistillModel.train_step`` with its own optimiser wrapper (discriminators included),
+      once per ``--variants`` entry (teacher fast-path options: ``bf16``/``fp16`` autocast, ``channels-last``);
+
+each the median of ``--repeats`` rounds in which every measurement runs once, in a shuffled order, so load
+changes on a shared machine hit all of them alike. It prints (c) / ((a) + (b)), the method's extra trainable
+parameters, and each step's peak memory relative to (b): on CUDA from the allocator's peak counter, on CPU
+from the bytes of every tensor the step creates while it is alive (a dispatch-mode tracker; it counts tensors,
+not allocator overhead). Teachers whose checkpoint does not exist are randomly initialised (their weights do
+not change the time). CUDA timings synchronise the device before and after each measurement.
 """
 import argparse
+import copy
 import os.path as osp
 import random
 import statistics
 import sys
 import time
+import weakref
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmengine.optim import OptimWrapper  # noqa: E402
+from mmengine.optim import build_optim_wrapper  # noqa: E402
+from mmengine.registry import DefaultScope  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils._pytree import tree_flatten  # noqa: E402
 
 import kdzoo  # noqa: E402,F401
 from kdzoo.registry import MODELS  # noqa: E402
 
+VARIANTS = {
+    'as-configured': {},
+    'fp32': dict(teacher_precision='fp32', teacher_channels_last=False),
+    'bf16': dict(teacher_precision='bf16'),
+    'fp16': dict(teacher_precision='fp16'),
+    'channels-last': dict(teacher_channels_last=True),
+    'bf16+channels-last': dict(teacher_precision='bf16', teacher_channels_last=True),
+}
 
-def build_model(config, device):
-    cfg = Config.fromfile(config)
+
+# ---------------------------------------------------------------- building
+def load_config(path):
+    cfg = Config.fromfile(path)
     for teacher in cfg.model.get('teachers', {}).values():
         if teacher.get('checkpoint') and not osp.isfile(teacher['checkpoint']):
             teacher['checkpoint'] = None
-    return MODELS.build(cfg.model).to(device).train()
+    return cfg
 
 
+def pair_of(cfg):
+    teachers = {name: t.get('model', t) for name, t in cfg.model.get('teachers', {}).items()}
+    return cfg.model.student.to_dict(), {name: dict(t) for name, t in teachers.items()}
+
+
+def check_same_pair(configs):
+    """Every config must distil the same pair, or the shared floor (a) + (b) means nothing."""
+    (first_path, first), *rest = configs.items()
+    for path, cfg in rest:
+        if pair_of(cfg) != pair_of(first):
+            raise ValueError(f"{path} and {first_path} distil different teacher-student pairs; the floor "
+                             "(a) + (b) is per pair, so time each pair in its own run")
+    if not first.model.get('teachers'):
+        raise ValueError(f"{first_path} has no teachers: there is no distillation step to time")
+
+
+def build_model(cfg, variant, device):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.update(VARIANTS[variant])
+    return MODELS.build(model_cfg).to(device).train()
+
+
+def build_wrapper(model, cfg):
+    """The config's optimiser wrapper (its constructor included), without AMP or gradient clipping."""
+    wrapper_cfg = copy.deepcopy(cfg.get('optim_wrapper', dict(optimizer=dict(type='SGD', lr=1e-4))))
+    wrapper_cfg.pop('type', None)
+    wrapper_cfg.pop('clip_grad', None)
+    return build_optim_wrapper(model, wrapper_cfg)
+
+
+def fake_batch(model, batch_size, device):
+    from mmpretrain.structures import DataSample
+    with torch.no_grad():
+        num_classes = model.student(torch.zeros(2, *model.input_size, device=device)).shape[1]
+    labels = torch.randint(0, num_classes, (batch_size,))
+    samples = [DataSample().set_gt_label(int(y)) for y in labels]
+    return torch.randn(batch_size, *model.input_size, device=device), samples, labels.to(device)
+
+
+def make_measurements(models, configs, batch_size, device):
+    """{name: zero-argument callable}: the floor (a), (b) and each (config, variant)'s step (c)."""
+    reference = next(iter(models.values()))
+    reference_cfg = next(iter(configs.values()))
+    inputs, samples, labels = fake_batch(reference, batch_size, device)
+    student_wrapper = build_wrapper(reference.student, reference_cfg)
+
+    def teacher_forward():
+        with torch.inference_mode():
+            for teacher in reference.teachers.values():
+                teacher(inputs)
+
+    def student_step():
+        student_wrapper.update_params(F.cross_entropy(reference.student(inputs), labels))
+
+    measurements = {'(a) teacher forward': teacher_forward, '(b) student step': student_step}
+    for (name, variant), model in models.items():
+        wrapper = build_wrapper(model, configs[name])
+        label = f'(c) {name}' + ('' if variant == 'as-configured' else f' [{variant}]')
+        measurements[label] = lambda m=model, w=wrapper: m.train_step(
+            dict(inputs=inputs, data_samples=samples), w)
+    return measurements
+
+
+def extra_parameters(model):
+    return sum(p.numel() for part in (model.distillers, model.adapters) for p in part.parameters()
+               if p.requires_grad)
+
+
+# ---------------------------------------------------------------- measuring
 def synchronize(device):
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
@@ -47,46 +140,45 @@ def timed(fn, device):
     return time.perf_counter() - start
 
 
-def fake_batch(model, batch_size, device):
-    from mmpretrain.structures import DataSample
-    num_classes = model.recorders['student'].specs['logits'].shape[0] if 'student' in model.recorders \
-        else model.student(torch.zeros(2, *model.input_size, device=device)).shape[1]
-    labels = torch.randint(0, num_classes, (batch_size,))
-    samples = [DataSample().set_gt_label(int(y)) for y in labels]
-    return torch.randn(batch_size, *model.input_size, device=device), samples, labels.to(device)
+class TensorBytesPeak(TorchDispatchMode):
+    """Peak bytes of the tensors created under this mode that are alive at once (CPU peak memory)."""
+
+    def __init__(self):
+        super().__init__()
+        self.live, self.current, self.peak = {}, 0, 0
+
+    def _release(self, key):
+        self.current -= self.live.pop(key, 0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        output = func(*args, **(kwargs or {}))
+        for tensor in tree_flatten(output)[0]:
+            if isinstance(tensor, torch.Tensor) and tensor.device.type != 'meta':
+                storage = tensor.untyped_storage()
+                key = storage._cdata
+                if key not in self.live:
+                    self.live[key] = storage.nbytes()
+                    self.current += storage.nbytes()
+                    self.peak = max(self.peak, self.current)
+                    weakref.finalize(storage, self._release, key)
+        return output
 
 
-def make_measurements(models, batch_size, device):
-    """{name: zero-argument callable} for the floor (a), (b) and each method's step (c)."""
-    reference = next(iter(models.values()))
-    inputs, samples, labels = fake_batch(reference, batch_size, device)
-    student_optimizer = torch.optim.SGD(reference.student.parameters(), lr=1e-4)
-    teacher = next(iter(reference.teachers.values()))
-
-    def teacher_forward():
-        with torch.no_grad():
-            teacher(inputs)
-
-    def student_step():
-        student_optimizer.zero_grad()
-        F.cross_entropy(reference.student(inputs), labels).backward()
-        student_optimizer.step()
-
-    measurements = {'(a) teacher forward': teacher_forward, '(b) student step': student_step}
-    for name, model in models.items():
-        wrapper = OptimWrapper(torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4))
-        data = dict(inputs=inputs, data_samples=samples)
-        measurements[f'(c) {name}'] = lambda m=model, w=wrapper, d=data: m.train_step(
-            dict(inputs=d['inputs'], data_samples=d['data_samples']), w)
-    return measurements
+def peak_bytes(fn, device):
+    """Bytes a call needs at its peak beyond what was allocated before it."""
+    if device.type == 'cuda':
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    with TensorBytesPeak() as tracker:
+        fn()
+    return tracker.peak
 
 
-def extra_parameters(model):
-    return sum(p.numel() for part in (model.distillers, model.adapters) for p in part.parameters()
-               if p.requires_grad)
-
-
-def measure(measurements, repeats, warmup, device):
+def measure_times(measurements, repeats, warmup, device):
     names = list(measurements)
     for _ in range(warmup):
         for name in names:
@@ -99,29 +191,59 @@ def measure(measurements, repeats, warmup, device):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def main(argv=None):
+def measure_memory(measurements, device):
+    return {name: peak_bytes(fn, device) for name, fn in measurements.items()}
+
+
+# ---------------------------------------------------------------- report
+def report(medians, peaks, models, device, args):
+    floor = medians['(a) teacher forward'] + medians['(b) student step']
+    student_peak = peaks['(b) student step']
+    lines = [f'device {device}, batch {args.batch_size}, {args.repeats} interleaved repeats, '
+             f'torch threads {torch.get_num_threads()}',
+             f"{'measurement':<36}{'median ms':>10}{'/ floor':>9}{'extra params':>14}{'peak MiB':>10}"
+             f"{'/ (b)':>8}"]
+    by_label = {('(c) ' + name + ('' if v == 'as-configured' else f' [{v}]')): m for (name, v), m in models.items()}
+    for name, seconds in medians.items():
+        step = name.startswith('(c)')
+        ratio = f'{seconds / floor:.3f}' if step else ''
+        extra = f'{extra_parameters(by_label[name]):,}' if step else ''
+        memory = f'{peaks[name] / student_peak:.2f}' if name != '(a) teacher forward' else ''
+        lines.append(f'{name:<36}{seconds * 1e3:>10.1f}{ratio:>9}{extra:>14}{peaks[name] / 2**20:>10.1f}'
+                     f'{memory:>8}')
+    lines.append(f"{'floor (a)+(b)':<36}{floor * 1e3:>10.1f}")
+    print('\n'.join(lines))
+    return floor
+
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description='Time distillation steps against the teacher+student floor.')
-    parser.add_argument('configs', nargs='+')
+    parser.add_argument('configs', nargs='+', help='configs of one teacher-student pair')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--variants', nargs='+', default=['as-configured'], choices=list(VARIANTS),
+                        help='teacher fast-path settings to time each config with')
+    parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory pass')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     device = torch.device(args.device)
+    DefaultScope.get_instance('kdzoo-speed', scope_name='kdzoo')
     torch.manual_seed(0)
     random.seed(0)
-    models = {osp.splitext(osp.basename(c))[0]: build_model(c, device) for c in args.configs}
-    medians = measure(make_measurements(models, args.batch_size, device), args.repeats, args.warmup, device)
-    floor = medians['(a) teacher forward'] + medians['(b) student step']
-    print(f'device {device}, batch {args.batch_size}, {args.repeats} interleaved repeats, '
-          f'torch threads {torch.get_num_threads()}')
-    print(f"{'measurement':<28}{'median ms':>10}{'/ floor':>9}{'extra params':>14}")
-    for name, seconds in medians.items():
-        ratio = f'{seconds / floor:.3f}' if name.startswith('(c)') else ''
-        extra = f'{extra_parameters(models[name[4:]]):,}' if name.startswith('(c)') else ''
-        print(f'{name:<28}{seconds * 1e3:>10.1f}{ratio:>9}{extra:>14}')
-    print(f"{'floor (a)+(b)':<28}{floor * 1e3:>10.1f}")
-    return medians, floor
+    configs = {osp.splitext(osp.basename(path))[0]: load_config(path) for path in args.configs}
+    check_same_pair({path: cfg for path, cfg in zip(args.configs, configs.values())})
+    models = {(name, variant): build_model(cfg, variant, device)
+              for name, cfg in configs.items() for variant in args.variants}
+    measurements = make_measurements(models, configs, args.batch_size, device)
+    medians = measure_times(measurements, args.repeats, args.warmup, device)
+    peaks = measure_memory(measurements, device) if not args.no_memory else {name: float('nan') for name in medians}
+    floor = report(medians, peaks, models, device, args)
+    return medians, floor, peaks
 
 
 if __name__ == '__main__':

@@ -1,0 +1,83 @@
+"""tools/speed.py: the memory tracker, the pair check, the teacher fast-path options and one real run."""
+import os
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from run_helpers import QUICKSTART
+from tiny_models import batch_of
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools'))
+import speed  # noqa: E402
+
+from kdzoo.registry import MODELS  # noqa: E402
+
+
+def test_tracker_peak_is_the_largest_set_of_tensors_alive_at_once():
+    with speed.TensorBytesPeak() as tracker:
+        a = torch.empty(1000, dtype=torch.float32)       # 4,000 bytes
+        b = torch.empty(500, dtype=torch.float64)        # 4,000 bytes -> 8,000 alive
+        del a, b
+        c = torch.empty(1500, dtype=torch.float32)       # 6,000 bytes alone
+        view = c[:10]                                    # a view shares c's storage: no new bytes
+    assert tracker.peak == 8000
+    assert tracker.current == 6000
+    del c, view
+
+
+def test_tracker_sees_backward_allocations():
+    layer = torch.nn.Linear(300, 200, bias=False)
+    inputs = torch.randn(8, 300)
+    with speed.TensorBytesPeak() as tracker:
+        layer(inputs).sum().backward()
+    assert tracker.current >= 300 * 200 * 4      # the weight's gradient, created by backward, is alive
+
+
+def test_configs_of_different_pairs_are_refused():
+    kd = speed.load_config(os.path.join(QUICKSTART, 'kd.py'))
+    civt = speed.load_config(os.path.join(QUICKSTART, 'civt.py'))
+    with pytest.raises(ValueError, match='different teacher-student pairs'):
+        speed.check_same_pair({'kd.py': kd, 'civt.py': civt})
+    student_only = speed.load_config(os.path.join(QUICKSTART, 'student_only.py'))
+    with pytest.raises(ValueError, match='no teachers'):
+        speed.check_same_pair({'student_only.py': student_only})
+
+
+@pytest.mark.parametrize('variant', ['bf16', 'channels-last'])
+def test_fast_path_variants_give_the_losses_of_the_plain_teacher(variant):
+    """bf16 autocast changes the teacher's logits by bf16 rounding only; channels-last changes nothing."""
+    cfg = speed.load_config(os.path.join(QUICKSTART, 'kd.py'))
+    torch.manual_seed(0)
+    plain = speed.build_model(cfg, 'fp32', torch.device('cpu'))
+    fast = speed.build_model(cfg, variant, torch.device('cpu'))
+    fast.load_state_dict(plain.state_dict())
+    inputs, samples = torch.randn(8, 1, 32, 32), batch_of(range(8))
+    plain_losses = plain.loss(inputs, samples)
+    fast_losses = fast.loss(inputs, samples)
+    tolerance = 0.05 if variant == 'bf16' else 1e-5
+    assert fast_losses['loss_kd'].dtype == torch.float32
+    assert torch.allclose(plain_losses['loss_kd'], fast_losses['loss_kd'], rtol=tolerance, atol=1e-4)
+
+
+def test_teacher_features_leave_inference_mode_as_ordinary_tensors():
+    cfg = Config.fromfile(os.path.join(QUICKSTART, 'fitnet.py'))
+    cfg.model.teachers.vit.checkpoint = None
+    model = MODELS.build(cfg.model)
+    features = model.run_teachers(torch.randn(2, 1, 32, 32))
+    for taps in features.values():
+        for feature in taps.values():
+            assert not feature.data.is_inference() and not feature.data.requires_grad
+
+
+def test_speed_tool_reports_ratios_and_memory(capsys):
+    configs = [os.path.join(QUICKSTART, name) for name in ('kd.py', 'cakd.py')]
+    medians, floor, peaks = speed.main(configs + ['--batch-size', '8', '--repeats', '2', '--warmup', '1',
+                                                  '--variants', 'as-configured', 'bf16'])
+    out = capsys.readouterr().out
+    for row in ('(a) teacher forward', '(b) student step', '(c) kd', '(c) kd [bf16]', '(c) cakd'):
+        assert row in out and row in medians
+    assert floor == pytest.approx(medians['(a) teacher forward'] + medians['(b) student step'])
+    assert peaks['(c) cakd'] > peaks['(b) student step'] > 0
+    assert '92,393' in out      # cakd's projectors and discriminator: its extra trainable parameters
