@@ -6,7 +6,8 @@
 The configs must share one teacher–student pair (same student and teacher model dicts). The tool times
 
   (a) the teachers' forward alone (fp32, ``torch.inference_mode``): the least any distillation step pays;
-  (b) a student training step alone (forward, task loss, backward, the config's optimiser step);
+  (b) a student training step alone (forward, its task loss: CE or a face model's margin loss, backward,
+      the config's optimiser step);
   (c) each config's full ``DistillModel.train_step`` with its own optimiser wrapper (discriminators included),
       once per ``--variants`` entry (teacher fast-path options: ``bf16``/``fp16`` autocast, ``channels-last``);
 
@@ -29,7 +30,6 @@ import weakref
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
@@ -88,10 +88,17 @@ def build_wrapper(model, cfg):
     return build_optim_wrapper(model, wrapper_cfg)
 
 
+def num_classes_of(student, input_size, device):
+    head = getattr(student, 'head', None)      # face recognisers: the margin head holds the identities
+    if head is not None and hasattr(head, 'num_classes'):
+        return head.num_classes
+    with torch.no_grad():
+        return student(torch.zeros(2, *input_size, device=device)).shape[1]
+
+
 def fake_batch(model, batch_size, device):
     from mmpretrain.structures import DataSample
-    with torch.no_grad():
-        num_classes = model.student(torch.zeros(2, *model.input_size, device=device)).shape[1]
+    num_classes = num_classes_of(model.student, model.input_size, device)
     labels = torch.randint(0, num_classes, (batch_size,))
     samples = [DataSample().set_gt_label(int(y)) for y in labels]
     return torch.randn(batch_size, *model.input_size, device=device), samples, labels.to(device)
@@ -110,7 +117,8 @@ def make_measurements(models, configs, batch_size, device):
                 teacher(inputs)
 
     def student_step():
-        student_wrapper.update_params(F.cross_entropy(reference.student(inputs), labels))
+        losses = reference.task_loss(reference.student(inputs), labels, None)
+        student_wrapper.update_params(sum(losses.values()))
 
     measurements = {'(a) teacher forward': teacher_forward, '(b) student step': student_step}
     for (name, variant), model in models.items():

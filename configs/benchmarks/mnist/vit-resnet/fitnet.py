@@ -1,0 +1,3 @@
+# vit-resnet: FitNet on the four stages.
+_base_ = ['./_pair.py']
+model = dict(distillers=[dict(type='fitnet')])

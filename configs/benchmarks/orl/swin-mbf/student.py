@@ -1,0 +1,2 @@
+# ORL benchmark, small face Swin -> small MobileFaceNet: configs/face/orl_student.py as it is.
+_base_ = ['../../../face/orl_student.py']
