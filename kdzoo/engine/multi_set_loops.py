@@ -71,39 +71,28 @@ class MultiSetMixin:
         return metrics
 
 
-@LOOPS.register_module()
-class MultiSetValLoop(MultiSetMixin, ValLoop):
-    """``ValLoop`` over a list of dataloaders, each scored by its own evaluator (see the module docstring)."""
+def _multi_set_loop(base, stage, losses_attr):
+    """A ``base`` loop (``ValLoop`` / ``TestLoop``) over a list of dataloaders, one evaluator each."""
 
-    def __init__(self, runner, dataloader, evaluator, fp16=False):
-        dataloaders, evaluators = _paired(dataloader, evaluator)
-        super().__init__(runner, dataloaders[0], evaluators[0], fp16)
-        self._build_other_sets(runner, dataloaders, evaluators)
+    class Loop(MultiSetMixin, base):
+        def __init__(self, runner, dataloader, evaluator, fp16=False):
+            dataloaders, evaluators = _paired(dataloader, evaluator)
+            super().__init__(runner, dataloaders[0], evaluators[0], fp16)
+            self._build_other_sets(runner, dataloaders, evaluators)
 
-    def run(self):
-        self.runner.call_hook('before_val')
-        self.runner.call_hook('before_val_epoch')
-        self.runner.model.eval()
-        metrics = self._run_sets(self.val_loss, 'val')
-        self.runner.call_hook('after_val_epoch', metrics=metrics)
-        self.runner.call_hook('after_val')
-        return metrics
+        def run(self):
+            self.runner.call_hook(f'before_{stage}')
+            self.runner.call_hook(f'before_{stage}_epoch')
+            self.runner.model.eval()
+            metrics = self._run_sets(getattr(self, losses_attr), stage)
+            self.runner.call_hook(f'after_{stage}_epoch', metrics=metrics)
+            self.runner.call_hook(f'after_{stage}')
+            return metrics
+
+    Loop.__name__ = Loop.__qualname__ = f'MultiSet{base.__name__}'
+    Loop.__doc__ = f"``{base.__name__}`` over a list of dataloaders, each scored by its own evaluator (module docstring)."
+    return LOOPS.register_module(module=Loop)
 
 
-@LOOPS.register_module()
-class MultiSetTestLoop(MultiSetMixin, TestLoop):
-    """``TestLoop`` over a list of dataloaders, each scored by its own evaluator (see the module docstring)."""
-
-    def __init__(self, runner, dataloader, evaluator, fp16=False):
-        dataloaders, evaluators = _paired(dataloader, evaluator)
-        super().__init__(runner, dataloaders[0], evaluators[0], fp16)
-        self._build_other_sets(runner, dataloaders, evaluators)
-
-    def run(self):
-        self.runner.call_hook('before_test')
-        self.runner.call_hook('before_test_epoch')
-        self.runner.model.eval()
-        metrics = self._run_sets(self.test_loss, 'test')
-        self.runner.call_hook('after_test_epoch', metrics=metrics)
-        self.runner.call_hook('after_test')
-        return metrics
+MultiSetValLoop = _multi_set_loop(ValLoop, 'val', 'val_loss')
+MultiSetTestLoop = _multi_set_loop(TestLoop, 'test', 'test_loss')
