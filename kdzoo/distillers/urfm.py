@@ -65,13 +65,11 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from kdzoo.adapters.apt import APT
+from kdzoo.datasets.face.alignment import ARCFACE_TEMPLATE_112
 from kdzoo.registry import DISTILLERS
 from kdzoo.taps.recorder import resolve_tap, unwrap
 from .base import BaseDistiller, shape_error
 
-# ArcFace 5-point template in 112×112 pixels, (x, y) (face_recognition.md §4).
-ARCFACE_TEMPLATE_112 = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366),
-                        (41.5493, 92.3655), (70.7299, 92.2041))
 LANDMARK_NAMES = ('left_eye', 'right_eye', 'nose', 'left_mouth', 'right_mouth')
 FACIAL_PES = ('none', 'euclidean', 'euclidean+saliency', 'euclidean+relative')
 FACE_SIZE = 112

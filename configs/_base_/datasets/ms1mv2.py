@@ -18,6 +18,15 @@
 #
 # Faces are already aligned and 112x112: no resizing. RGB, normalised as (x/255 - 0.5)/0.5. Training
 # augmentation is a random horizontal flip only (the standard recipe).
+#
+# IJB-B and IJB-C 1:1 verification (docs/face_recognition.md §3) join the TEST sets (tools/test.py, not the
+# validation during training) when the IJB_ROOT environment variable names insightface's IJB release:
+#   $IJB_ROOT/IJBB/loose_crop/   $IJB_ROOT/IJBB/meta/ijbb_{face_tid_mid,template_pair_label,name_5pts_score}.txt
+#   $IJB_ROOT/IJBC/loose_crop/   $IJB_ROOT/IJBC/meta/ijbc_{face_tid_mid,template_pair_label,name_5pts_score}.txt
+# e.g. IJB_ROOT=/data/IJB_release python tools/test.py configs/face/cakd_urfm_apt.py CHECKPOINT
+# IJBDataset aligns each loose crop to 112x112 with its 5 landmarks (arcface template); IJBMetric (prefixes
+# ijbb/, ijbc/) uses arcface_torch's defaults: flip fusion, image norms kept, detector-score weighting (N1D1F1).
+# Without IJB_ROOT the test sets are the three .bin sets alone.
 data_root = '{{$MS1MV2_ROOT:data/ms1mv2}}'
 num_classes = 85742
 input_size = (3, 112, 112)
@@ -43,6 +52,18 @@ val_dataloader = [
 val_evaluator = [dict(type='FaceVerificationMetric', prefix=name, far_target=1e-3, fprs=(1e-2,))
                  for name in verification_sets]
 val_cfg = dict(type='MultiSetValLoop')
-test_dataloader = val_dataloader
-test_evaluator = val_evaluator
+# mmengine's {{$VAR:default}} needs a non-empty default: 'unset' stands for "no IJB_ROOT". (`import os` is no
+# way out: mmengine 0.10 takes a config importing os for a lazy-import config on Python >= 3.11.)
+ijb_root = '{{$IJB_ROOT:unset}}'
+ijb_targets = ('IJBB', 'IJBC') if ijb_root != 'unset' else ()
+ijb_test_dataloader = [
+    dict(batch_size=128, num_workers=8, sampler=dict(type='DefaultSampler', shuffle=False),
+         dataset=dict(type='IJBDataset', data_root=f'{ijb_root}/{target}', target=target, image_size=112,
+                      pipeline=test_pipeline))
+    for target in ijb_targets]
+ijb_test_evaluator = [dict(type='IJBMetric', prefix=target.lower(), normalize=False, use_detector_score=True,
+                           use_flip=True)
+                      for target in ijb_targets]
+test_dataloader = val_dataloader + ijb_test_dataloader
+test_evaluator = val_evaluator + ijb_test_evaluator
 test_cfg = dict(type='MultiSetTestLoop')
