@@ -30,9 +30,16 @@ class TeacherEvalHook(Hook):
 
     @torch.no_grad()
     def evaluate(self, runner, model, name):
-        loop = runner.val_loop
-        for batch in loop.dataloader:
-            data = model.data_preprocessor(batch, False)
-            outputs = model.predict(data['inputs'], data['data_samples'], model_name=name)
-            loop.evaluator.process(data_samples=outputs, data_batch=batch)
-        return loop.evaluator.evaluate(len(loop.dataloader.dataset))
+        # The Runner leaves the model in training mode before training; a teacher adapter in training mode
+        # (APT's prompts, FOFA's AFP) would change what the teacher predicts, so score it in eval mode.
+        was_training = model.training
+        model.eval()
+        try:
+            loop = runner.val_loop
+            for batch in loop.dataloader:
+                data = model.data_preprocessor(batch, False)
+                outputs = model.predict(data['inputs'], data['data_samples'], model_name=name)
+                loop.evaluator.process(data_samples=outputs, data_batch=batch)
+            return loop.evaluator.evaluate(len(loop.dataloader.dataset))
+        finally:
+            model.train(was_training)

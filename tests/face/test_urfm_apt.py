@@ -484,3 +484,47 @@ def test_distill_model_step_routes_gradients_and_updates_ema_by_ema_only(face_pa
     for key, value in ema_before.items():
         expected = 0.999 * value + 0.001 * online[key.replace('ema_', '', 1)].detach()
         torch.testing.assert_close(urfm.state_dict()[key], expected, rtol=0, atol=1e-7)
+
+
+class _Loader(list):
+    dataset = range(2)
+
+
+class _RecordingEvaluator:
+    def __init__(self):
+        self.outputs = []
+
+    def process(self, data_samples, data_batch):
+        self.outputs.extend(sample.pred_embedding.clone() for sample in data_samples)
+
+    def evaluate(self, size):
+        return {'num_scored': len(self.outputs)}
+
+
+def test_teacher_eval_hook_scores_the_bare_teacher_while_apt_is_attached(face_pair):
+    """Before training the Runner leaves the model in training mode, where APT's prompts act: the hook must
+    still score the teacher as it was trained, and hand the model back in the mode it found it."""
+    from types import SimpleNamespace
+    from mmengine.logging import MMLogger, MessageHub
+    from kdzoo.engine.hooks import TeacherEvalHook
+
+    model = face_pair.train()
+    torch.manual_seed(1)
+    batch = dict(inputs=[torch.randint(0, 256, (3, 112, 112), dtype=torch.uint8) for _ in range(2)],
+                 data_samples=[DataSample().set_gt_label(k) for k in (0, 1)])
+    evaluator = _RecordingEvaluator()
+    runner = SimpleNamespace(model=model, val_loop=SimpleNamespace(dataloader=_Loader([batch]), evaluator=evaluator),
+                             message_hub=MessageHub.get_instance('teacher_eval_hook_test'),
+                             logger=MMLogger.get_instance('teacher_eval_hook_test'))
+    data = model.data_preprocessor(batch, False)
+    with torch.no_grad():
+        prompted = model.teachers['swin'](data['inputs'])          # training mode: prompts act
+        with model.adapters[0].prompts_disabled():
+            bare = model.teachers['swin'](data['inputs'])
+    assert not torch.allclose(prompted, bare)
+
+    TeacherEvalHook().before_train(runner)
+
+    assert model.training and model.adapters[0].training
+    assert runner.message_hub.get_info('teacher/swin/num_scored') == 2
+    torch.testing.assert_close(torch.stack(evaluator.outputs), bare, rtol=1e-5, atol=1e-5)

@@ -1,5 +1,6 @@
 # The students' setting: the first 1,000 of the 8,000 training digits (so distillation matters), 8 epochs of
-# AdamW with a short warm-up and a cosine decay, the full 2,000-digit test split for validation.
+# AdamW with a short warm-up and a cosine decay (30 epochs for the ViT student, resnet-vit/_pair.py), the full
+# 2,000-digit test split for validation.
 _base_ = ['../../../_base_/datasets/mnist.py', '../../../_base_/default_runtime.py', './models.py']
 train_dataloader = dict(dataset=dict(num_items=1000))
 max_epochs = 8
