@@ -1003,6 +1003,7 @@ def write_png(path, spec, records):
     fig, axes = plt.subplots(len(summary), 1, figsize=(max(6, 1.2 * len(pairs) * len(columns) / 2 + 2),
                                                        3.6 * len(summary)), squeeze=False)
     width = 0.8 / len(columns)
+    colours = plt.get_cmap('tab10' if len(columns) <= 10 else 'tab20').colors
     for ax, (metric, rows) in zip(axes[:, 0], summary.items()):
         lows, highs = [], []
         for i, column in enumerate(columns):
@@ -1016,7 +1017,7 @@ def write_png(path, spec, records):
                     means.append(stat.mean)
                     stds.append(0.0 if math.isnan(stat.std) else stat.std)
             if xs:  # one colour per column in every panel, whether or not earlier columns had bars
-                ax.bar(xs, means, width, yerr=stds, capsize=2, label=column, color=f'C{i % 10}')
+                ax.bar(xs, means, width, yerr=stds, capsize=2, label=column, color=colours[i % len(colours)])
                 lows += [m - s for m, s in zip(means, stds)]
                 highs += [m + s for m, s in zip(means, stds)]
         if lows and min(lows) > 0:  # zoom in on the differences (the axis no longer starts at 0)
@@ -1027,7 +1028,7 @@ def write_png(path, spec, records):
         ax.set_ylabel(metric)
         ax.set_title(f'{spec.name}: {metric} (mean ± std over seeds)')
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize='small', ncol=min(len(columns), 4))
+            ax.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.0, 1.0))  # outside: never over bars
     fig.tight_layout()
     try:
         atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=100), binary=True)
