@@ -30,8 +30,8 @@ class TeacherEvalHook(Hook):
 
     @torch.no_grad()
     def evaluate(self, runner, model, name):
-        # The Runner leaves the model in training mode before training; a teacher adapter in training mode
-        # (APT's prompts, FOFA's AFP) would change what the teacher predicts, so score it in eval mode.
+        # The Runner leaves the model in training mode before training, where a teacher adapter such as APT
+        # inserts its prompts; the teacher is scored as it was trained, in eval mode.
         was_training = model.training
         model.eval()
         try:

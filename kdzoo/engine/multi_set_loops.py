@@ -36,7 +36,26 @@ def _paired(dataloaders, evaluators):
 
 
 class MultiSetMixin:
-    """Builds the (dataloader, evaluator) pairs after the base loop has built the first one."""
+    """What the val and test loops share: ``stage`` ('val' / 'test') names their hooks and metrics, and
+    ``losses_attr`` the base loop's loss record. The base loop builds the first (dataloader, evaluator), this
+    the others."""
+
+    stage = None
+    losses_attr = None
+
+    def __init__(self, runner, dataloader, evaluator, fp16=False):
+        dataloaders, evaluators = _paired(dataloader, evaluator)
+        super().__init__(runner, dataloaders[0], evaluators[0], fp16)
+        self._build_other_sets(runner, dataloaders, evaluators)
+
+    def run(self):
+        self.runner.call_hook(f'before_{self.stage}')
+        self.runner.call_hook(f'before_{self.stage}_epoch')
+        self.runner.model.eval()
+        metrics = self._run_sets(getattr(self, self.losses_attr), self.stage)
+        self.runner.call_hook(f'after_{self.stage}_epoch', metrics=metrics)
+        self.runner.call_hook(f'after_{self.stage}')
+        return metrics
 
     def _build_other_sets(self, runner, dataloaders, evaluators):
         self.sets = [(self.dataloader, self.evaluator)]
@@ -71,28 +90,13 @@ class MultiSetMixin:
         return metrics
 
 
-def _multi_set_loop(base, stage, losses_attr):
-    """A ``base`` loop (``ValLoop`` / ``TestLoop``) over a list of dataloaders, one evaluator each."""
-
-    class Loop(MultiSetMixin, base):
-        def __init__(self, runner, dataloader, evaluator, fp16=False):
-            dataloaders, evaluators = _paired(dataloader, evaluator)
-            super().__init__(runner, dataloaders[0], evaluators[0], fp16)
-            self._build_other_sets(runner, dataloaders, evaluators)
-
-        def run(self):
-            self.runner.call_hook(f'before_{stage}')
-            self.runner.call_hook(f'before_{stage}_epoch')
-            self.runner.model.eval()
-            metrics = self._run_sets(getattr(self, losses_attr), stage)
-            self.runner.call_hook(f'after_{stage}_epoch', metrics=metrics)
-            self.runner.call_hook(f'after_{stage}')
-            return metrics
-
-    Loop.__name__ = Loop.__qualname__ = f'MultiSet{base.__name__}'
-    Loop.__doc__ = f"``{base.__name__}`` over a list of dataloaders, each scored by its own evaluator (module docstring)."
-    return LOOPS.register_module(module=Loop)
+@LOOPS.register_module()
+class MultiSetValLoop(MultiSetMixin, ValLoop):
+    """``ValLoop`` over a list of dataloaders, each scored by its own evaluator (see the module docstring)."""
+    stage, losses_attr = 'val', 'val_loss'
 
 
-MultiSetValLoop = _multi_set_loop(ValLoop, 'val', 'val_loss')
-MultiSetTestLoop = _multi_set_loop(TestLoop, 'test', 'test_loss')
+@LOOPS.register_module()
+class MultiSetTestLoop(MultiSetMixin, TestLoop):
+    """``TestLoop`` over a list of dataloaders, each scored by its own evaluator (see the module docstring)."""
+    stage, losses_attr = 'test', 'test_loss'
