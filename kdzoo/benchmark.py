@@ -583,11 +583,9 @@ def train_teachers_child(config, overrides_json):
     """Child process entry (``python -m kdzoo.benchmark train-teachers CONFIG OVERRIDES``): the same
     teacher-first training as tools/train.py, through :func:`kdzoo.tools_support.train_missing_teachers`."""
     import kdzoo  # noqa: F401  (registers everything, mmengine fixes)
-    from kdzoo.tools_support import shutdown_distributed, train_missing_teachers
-    try:
+    from kdzoo.tools_support import distributed_teardown, train_missing_teachers
+    with distributed_teardown():
         train_missing_teachers(load_cell_config(config, json.loads(overrides_json)))
-    finally:
-        shutdown_distributed()
 
 
 # ------------------------------------------------------------------------------------ reading results

@@ -1,4 +1,5 @@
 """What tools/train.py, test.py and export.py share: runner construction, teacher-first training, export."""
+import contextlib
 import os
 import os.path as osp
 
@@ -161,8 +162,23 @@ def onnx_max_difference(model, path, sample):
     return float(abs(onnx_output - torch_output).max())
 
 
-def shutdown_distributed():
-    """Destroy the process group before exit: left to interpreter shutdown, gloo's threads can abort."""
+@contextlib.contextmanager
+def distributed_teardown():
+    """Destroy the process group when the block ends: left to interpreter shutdown, gloo's threads can abort.
+
+    After a clean run every rank first meets at a barrier, so rank 0, which hosts the rendezvous store, stays
+    up until the others are done with it (without it rank 0 aborted at exit in about one two-process CPU run in
+    four). After an error there is no barrier: the other ranks may never reach it.
+    """
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+
+    def initialised():
+        return dist.is_available() and dist.is_initialized()
+
+    try:
+        yield
+        if initialised():
+            dist.barrier()
+    finally:
+        if initialised():
+            dist.destroy_process_group()

@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
+from kdzoo.tools_support import distributed_teardown
 from kdzoo.utils.compat import load_runner_checkpoint
 from run_helpers import QUICKSTART, ROOT, free_port, random_vit_teacher, random_weights, run_tool, tiny_config
 
@@ -66,6 +67,35 @@ def test_mmengine_cpu_distributed_init_fails_without_the_fix():
             "init_cpu_distributed('pytorch'); print('backend', d.get_backend())")
     rc, out = run_tool('-c', code, env=SINGLE_RANK_ENV, timeout=120)
     assert rc == 0 and 'backend gloo' in out, out
+
+
+@pytest.fixture
+def fake_process_group(monkeypatch):
+    """torch.distributed as seen by distributed_teardown, recording what it is asked to do."""
+    import torch.distributed as dist
+    calls, state = [], {'initialised': True}
+    monkeypatch.setattr(dist, 'is_initialized', lambda: state['initialised'])
+    monkeypatch.setattr(dist, 'barrier', lambda: calls.append('barrier'))
+
+    def destroy():
+        calls.append('destroy')
+        state['initialised'] = False
+    monkeypatch.setattr(dist, 'destroy_process_group', destroy)
+    return calls
+
+
+def test_teardown_waits_for_every_rank_after_a_clean_run(fake_process_group):
+    with distributed_teardown():
+        pass
+    assert fake_process_group == ['barrier', 'destroy']
+
+
+def test_teardown_skips_the_barrier_after_an_error(fake_process_group):
+    """A rank that failed must not wait for ranks that may never arrive; the error still propagates."""
+    with pytest.raises(RuntimeError, match='boom'):
+        with distributed_teardown():
+            raise RuntimeError('boom')
+    assert fake_process_group == ['destroy']
 
 
 ALL_LOGIT_AND_FEATURE_DISTILLERS = ("distillers=[dict(type='kd'), dict(type='dkd'), dict(type='fitnet'), "

@@ -12,7 +12,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import kdzoo  # noqa: E402,F401
-from kdzoo.tools_support import build_runner, load_student, shutdown_distributed, student_only_config  # noqa: E402
+from kdzoo.tools_support import build_runner, distributed_teardown, load_student, student_only_config  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 
@@ -30,13 +30,11 @@ def main(argv=None):
     cfg.model = student_only_config(cfg)
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'TeacherEvalHook']
     cfg.load_from, cfg.resume = None, False
-    try:
+    with distributed_teardown():
         runner = build_runner(cfg, args.launcher)
         runner.model.student.load_state_dict(load_student(cfg, args.checkpoint).student.state_dict())
         metrics = runner.test()
         runner.logger.info('test results: ' + ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()))
-    finally:
-        shutdown_distributed()
     return metrics
 
 

@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import kdzoo  # noqa: E402,F401  (registers kdzoo and applies the mmengine fixes)
-from kdzoo.tools_support import (build_runner, final_summary, shutdown_distributed,  # noqa: E402
+from kdzoo.tools_support import (build_runner, distributed_teardown, final_summary,  # noqa: E402
                                  train_missing_teachers)
 from mmengine.config import Config, DictAction  # noqa: E402
 
@@ -49,13 +49,11 @@ def main(argv=None):
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
-    try:
+    with distributed_teardown():
         train_missing_teachers(cfg, args.launcher)
         runner = build_runner(cfg, args.launcher)
         runner.train()
         final_summary(runner)
-    finally:
-        shutdown_distributed()
 
 
 if __name__ == '__main__':
