@@ -81,3 +81,42 @@ def test_speed_tool_reports_ratios_and_memory(capsys):
     assert floor == pytest.approx(medians['(a) teacher forward'] + medians['(b) student step'])
     assert peaks['(c) cakd'] > peaks['(b) student step'] > 0
     assert '92,393' in out      # cakd's projectors and discriminator: its extra trainable parameters
+
+
+def record_student_inputs(model):
+    seen = []
+    model.student.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    return seen
+
+
+def test_floor_and_steps_see_the_same_preprocessed_training_batch(capsys):
+    """(a), (b) and (c) must time the same inputs: a floor measured on other values is not a floor."""
+    cfg = speed.load_config(os.path.join(QUICKSTART, 'kd.py'))
+    torch.manual_seed(0)
+    model = speed.build_model(cfg, 'as-configured', torch.device('cpu'))
+    seen = record_student_inputs(model)
+    measurements = speed.make_measurements({('kd', 'as-configured'): model}, {'kd': cfg}, 8, torch.device('cpu'))
+    assert 'first training batch of kd (8 images)' in capsys.readouterr().out
+    measurements['(b) student step']()
+    measurements['(c) kd']()
+    floor_inputs, step_inputs = seen[-2], seen[-1]
+    assert floor_inputs.shape == (8, 1, 32, 32)
+    assert torch.equal(floor_inputs, step_inputs)
+    pixels = torch.stack(speed.first_training_batch(cfg, 8)['inputs']).float()
+    assert torch.allclose(floor_inputs, (pixels - 33.3) / 78.6, atol=1e-5)     # real digits, normalised
+
+
+def test_missing_training_data_falls_back_to_random_pixels(capsys, tmp_path):
+    cfg = speed.load_config(os.path.join(QUICKSTART, 'kd.py'))
+    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
+    assert speed.first_training_batch(cfg, 4) is None
+    assert 'no training data' in capsys.readouterr().out
+    torch.manual_seed(0)
+    model = speed.build_model(cfg, 'as-configured', torch.device('cpu'))
+    seen = record_student_inputs(model)
+    measurements = speed.make_measurements({('kd', 'as-configured'): model}, {'kd': cfg}, 4, torch.device('cpu'))
+    assert 'random pixel values' in capsys.readouterr().out
+    measurements['(b) student step']()
+    measurements['(c) kd']()
+    assert seen[-1].shape == (4, 1, 32, 32) and torch.equal(seen[-2], seen[-1])
+    assert seen[-1].min() < 0 < seen[-1].max()             # normalised pixels, not raw 0-255 values

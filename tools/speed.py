@@ -6,8 +6,8 @@
 The configs must share one teacher–student pair (same student and teacher model dicts). The tool times
 
   (a) the teachers' forward alone (fp32, ``torch.inference_mode``): the least any distillation step pays;
-  (b) a student training step alone (forward, its task loss: CE or a face model's margin loss, backward,
-      the config's optimiser step);
+  (b) a student training step alone (the data preprocessor, forward, its task loss: CE or a face model's
+      margin loss, backward, the config's optimiser step);
   (c) each config's full ``DistillModel.train_step`` with its own optimiser wrapper (discriminators included),
       once per ``--variants`` entry (teacher fast-path options: ``bf16``/``fp16`` autocast, ``channels-last``);
 
@@ -17,6 +17,10 @@ parameters, and each step's peak memory relative to (b): on CUDA from the alloca
 from the bytes of every tensor the step creates while it is alive (a dispatch-mode tracker; it counts tensors,
 not allocator overhead). Teachers whose checkpoint does not exist are randomly initialised (their weights do
 not change the time). CUDA timings synchronise the device before and after each measurement.
+
+All measurements see one batch: the first config's first training batch when its data is on this machine,
+else uniform random pixels. Some kernels' speed depends on the values (PReLU's backward is faster on smooth
+images than on noise), so the floor and the steps must share their inputs.
 """
 import argparse
 import copy
@@ -33,10 +37,12 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils._pytree import tree_flatten  # noqa: E402
 
 import kdzoo  # noqa: E402,F401
+from kdzoo.models.distill_model import stack_labels  # noqa: E402
 from kdzoo.registry import MODELS  # noqa: E402
 
 VARIANTS = {
@@ -96,19 +102,41 @@ def num_classes_of(student, input_size, device):
         return student(torch.zeros(2, *input_size, device=device)).shape[1]
 
 
-def fake_batch(model, batch_size, device):
+def first_training_batch(cfg, batch_size):
+    """The config's first training batch as the Runner would see it, or None when its data is not here."""
+    loader_cfg = copy.deepcopy(cfg.train_dataloader)
+    loader_cfg.update(batch_size=batch_size, num_workers=0, persistent_workers=False)
+    try:
+        return next(iter(Runner.build_dataloader(loader_cfg, seed=0)))
+    except OSError as error:        # a dataset that is not on this machine says where it looked
+        print(f'no training data: {error}')
+        return None
+
+
+def random_pixel_batch(model, batch_size, device):
+    """Images of uniform random 0-255 pixels with random labels, shaped like the model's input."""
     from mmpretrain.structures import DataSample
     num_classes = num_classes_of(model.student, model.input_size, device)
-    labels = torch.randint(0, num_classes, (batch_size,))
-    samples = [DataSample().set_gt_label(int(y)) for y in labels]
-    return torch.randn(batch_size, *model.input_size, device=device), samples, labels.to(device)
+    samples = [DataSample().set_gt_label(int(y)) for y in torch.randint(0, num_classes, (batch_size,))]
+    images = [torch.randint(0, 256, model.input_size, dtype=torch.uint8) for _ in range(batch_size)]
+    return dict(inputs=images, data_samples=samples)
 
 
 def make_measurements(models, configs, batch_size, device):
-    """{name: zero-argument callable}: the floor (a), (b) and each (config, variant)'s step (c)."""
+    """{name: zero-argument callable}: the floor (a), (b) and each (config, variant)'s step (c).
+
+    Every measurement sees the same pixels: kernels such as PReLU's backward run faster or slower with the
+    values they get, so a floor timed on other inputs than the steps would not be a floor.
+    """
     reference = next(iter(models.values()))
     reference_cfg = next(iter(configs.values()))
-    inputs, samples, labels = fake_batch(reference, batch_size, device)
+    batch = first_training_batch(reference_cfg, batch_size)
+    if batch is None:
+        batch = random_pixel_batch(reference, batch_size, device)
+        print(f'timing a batch of {batch_size} images of random pixel values')
+    else:
+        print(f"timing the first training batch of {next(iter(configs))} ({len(batch['inputs'])} images)")
+    inputs = reference.data_preprocessor(batch, training=True)['inputs']
     student_wrapper = build_wrapper(reference.student, reference_cfg)
 
     def teacher_forward():
@@ -117,15 +145,15 @@ def make_measurements(models, configs, batch_size, device):
                 teacher(inputs)
 
     def student_step():
-        losses = reference.task_loss(reference.student(inputs), labels, None)
+        data = reference.data_preprocessor(batch, training=True)
+        losses = reference.task_loss(reference.student(data['inputs']), *stack_labels(data['data_samples']))
         student_wrapper.update_params(sum(losses.values()))
 
     measurements = {'(a) teacher forward': teacher_forward, '(b) student step': student_step}
     for (name, variant), model in models.items():
         wrapper = build_wrapper(model, configs[name])
         label = f'(c) {name}' + ('' if variant == 'as-configured' else f' [{variant}]')
-        measurements[label] = lambda m=model, w=wrapper: m.train_step(
-            dict(inputs=inputs, data_samples=samples), w)
+        measurements[label] = lambda m=model, w=wrapper: m.train_step(batch, w)
     return measurements
 
 
