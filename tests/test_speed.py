@@ -83,23 +83,24 @@ def test_speed_tool_reports_ratios_and_memory(capsys):
     assert '92,393' in out      # cakd's projectors and discriminator: its extra trainable parameters
 
 
-def record_student_inputs(model):
+def student_inputs_of_floor_and_step(cfg, batch_size):
+    """What the student's forward receives in the (b) student step and in the (c) kd step."""
+    torch.manual_seed(0)
+    model = speed.build_model(cfg, 'as-configured', torch.device('cpu'))
     seen = []
     model.student.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
-    return seen
+    measurements = speed.make_measurements({('kd', 'as-configured'): model}, {'kd': cfg}, batch_size,
+                                           torch.device('cpu'))
+    measurements['(b) student step']()
+    measurements['(c) kd']()
+    return seen[-2], seen[-1]
 
 
 def test_floor_and_steps_see_the_same_preprocessed_training_batch(capsys):
-    """(a), (b) and (c) must time the same inputs: a floor measured on other values is not a floor."""
+    """(b) and (c) must time the same inputs: a floor measured on other values is not a floor."""
     cfg = speed.load_config(os.path.join(QUICKSTART, 'kd.py'))
-    torch.manual_seed(0)
-    model = speed.build_model(cfg, 'as-configured', torch.device('cpu'))
-    seen = record_student_inputs(model)
-    measurements = speed.make_measurements({('kd', 'as-configured'): model}, {'kd': cfg}, 8, torch.device('cpu'))
+    floor_inputs, step_inputs = student_inputs_of_floor_and_step(cfg, 8)
     assert 'first training batch of kd (8 images)' in capsys.readouterr().out
-    measurements['(b) student step']()
-    measurements['(c) kd']()
-    floor_inputs, step_inputs = seen[-2], seen[-1]
     assert floor_inputs.shape == (8, 1, 32, 32)
     assert torch.equal(floor_inputs, step_inputs)
     pixels = torch.stack(speed.first_training_batch(cfg, 8)['inputs']).float()
@@ -111,12 +112,7 @@ def test_missing_training_data_falls_back_to_random_pixels(capsys, tmp_path):
     cfg.train_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
     assert speed.first_training_batch(cfg, 4) is None
     assert 'no training data' in capsys.readouterr().out
-    torch.manual_seed(0)
-    model = speed.build_model(cfg, 'as-configured', torch.device('cpu'))
-    seen = record_student_inputs(model)
-    measurements = speed.make_measurements({('kd', 'as-configured'): model}, {'kd': cfg}, 4, torch.device('cpu'))
+    floor_inputs, step_inputs = student_inputs_of_floor_and_step(cfg, 4)
     assert 'random pixel values' in capsys.readouterr().out
-    measurements['(b) student step']()
-    measurements['(c) kd']()
-    assert seen[-1].shape == (4, 1, 32, 32) and torch.equal(seen[-2], seen[-1])
-    assert seen[-1].min() < 0 < seen[-1].max()             # normalised pixels, not raw 0-255 values
+    assert floor_inputs.shape == (4, 1, 32, 32) and torch.equal(floor_inputs, step_inputs)
+    assert floor_inputs.min() < 0 < floor_inputs.max()             # normalised pixels, not raw 0-255 values
