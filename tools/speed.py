@@ -19,8 +19,8 @@ not allocator overhead). Teachers whose checkpoint does not exist are randomly i
 not change the time). CUDA timings synchronise the device before and after each measurement.
 
 All measurements see one batch: the first config's first training batch when its data is on this machine,
-else uniform random pixels. Some kernels' speed depends on the values (PReLU's backward is faster on smooth
-images than on noise), so the floor and the steps must share their inputs.
+else uniform random pixels. Some kernels' speed depends on the values (on the ORL face student PReLU's
+backward was faster on nearly constant inputs than on noise), so the floor and the steps must share inputs.
 """
 import argparse
 import copy
@@ -129,13 +129,13 @@ def make_measurements(models, configs, batch_size, device):
     values they get, so a floor timed on other inputs than the steps would not be a floor.
     """
     reference = next(iter(models.values()))
-    reference_cfg = next(iter(configs.values()))
+    reference_name, reference_cfg = next(iter(configs.items()))
     batch = first_training_batch(reference_cfg, batch_size)
     if batch is None:
         batch = random_pixel_batch(reference, batch_size, device)
         print(f'timing a batch of {batch_size} images of random pixel values')
     else:
-        print(f"timing the first training batch of {next(iter(configs))} ({len(batch['inputs'])} images)")
+        print(f"timing the first training batch of {reference_name} ({len(batch['inputs'])} images)")
     inputs = reference.data_preprocessor(batch, training=True)['inputs']
     student_wrapper = build_wrapper(reference.student, reference_cfg)
 
