@@ -17,9 +17,11 @@ Exit branches (§4), chosen by the student stage's family:
   width, the last one ending at d* = max(d_s, d_t) (the larger pre-logit width); stage 4 a 1×1 conv to d*.
   Then global average pooling and Linear(d* → num_classes).
 * Tokens: prefix tokens are set aside; m = max(⌊log2(g / 7)⌋, 0) patch-merging layers (2×2 concat,
-  LayerNorm, bias-free Linear; the first maps to d_s, GELU after all but the last) shrink the g×g grid;
-  prefix tokens are re-attached; max(4 − k, 1) timm ViT blocks (dim d_s, 4 heads); readout of the CLS
-  token (the first prefix token only, §11.11) or of the token mean; Linear(d_s → num_classes).
+  LayerNorm, bias-free Linear; the first maps to d_s) shrink the g×g grid; GELU follows the first merge
+  and every later one but the last (the code's layout: a single merge, as on the 14×14 grid of a ViT/DeiT
+  at patch 16 and 224 px, is followed by GELU); prefix tokens are re-attached; max(4 − k, 1) timm ViT
+  blocks (dim d_s, 4 heads); readout of the CLS token (the first prefix token only, §11.11) or of the
+  token mean; Linear(d_s → num_classes).
 
 Init as in the code: convs Kaiming-normal (fan_out), BN 1 / 0, Linear trunc-normal(0.02) with zero bias.
 
@@ -139,7 +141,7 @@ def patch_merger(grid, num_patches, dim, width):
         return nn.Linear(dim, width, bias=False) if dim != width else nn.Identity()
     layers = []
     for i in range(merges):
-        act_layer = nn.GELU if i < merges - 1 else nn.Identity
+        act_layer = nn.GELU if i == 0 or i < merges - 1 else nn.Identity   # the OFA code's layout
         layers.append(TokenPatchMerging(grid, dim if i == 0 else width, width, act_layer))
         grid = layers[-1].out_grid
     return nn.Sequential(*layers)

@@ -156,12 +156,36 @@ def test_token_exit_structure(stage, grid, merges):
     merging = [m for m in branch.modules() if isinstance(m, TokenPatchMerging)]
     assert len(merging) == merges
     assert [m.merge.out_dim for m in merging] == [width] * merges            # token exits stay at d_s
-    assert [isinstance(m.act, nn.GELU) for m in merging] == [True] * (merges - 1) + [False] * min(merges, 1)
+    # the OFA code: GELU after the first merge and after every later one but the last
+    assert [isinstance(m.act, nn.GELU) for m in merging] == [i == 0 or i < merges - 1 for i in range(merges)]
     blocks = [m for m in branch.blocks if isinstance(m, Block)]
     assert len(blocks) == max(4 - stage, 1)
     assert all(b.attn.num_heads == 4 and b.norm1.normalized_shape == (width,) for b in blocks)
     assert (branch.head.in_features, branch.head.out_features) == (width, 5)
     assert branch(Feature(torch.randn(2, *spec.shape), spec)).shape == (2, 5)
+
+
+def official_patch_merging(tokens, grid, norm, reduction, act):
+    """The OFA code's PatchMerging.forward (distillers/utils.py) on (B, H·W, C) tokens."""
+    b, _, c = tokens.shape
+    x = tokens.view(b, *grid, c)
+    x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+    return act(reduction(norm(x.view(b, -1, 4 * c))))
+
+
+def test_one_merge_vit_exit_matches_the_official_layout():
+    """ViT at patch 16 / 224 px: a 14×14 grid, one merge, followed by GELU (``act_layer=nn.GELU if i == 0``)."""
+    grid, width = (14, 14), 16
+    spec = FeatureSpec('stage2', 'tokens', (1 + 14 * 14, width), 1, grid)
+    merger = built_ofa({2: spec}, student_width=width, teacher_width=8).branches['stage2'].merge
+    torch.manual_seed(0)
+    tokens = torch.randn(2, 14 * 14, width)
+    inner = merger[0].merge
+    expected = official_patch_merging(tokens, grid, inner.norm, inner.reduction, nn.GELU())
+    assert len(merger) == 1
+    torch.testing.assert_close(merger(tokens), expected, rtol=0, atol=1e-6)
+    without_gelu = official_patch_merging(tokens, grid, inner.norm, inner.reduction, nn.Identity())
+    assert (merger(tokens) - without_gelu).abs().max() > 1e-2      # kdzoo's former layout differs
 
 
 def test_token_exit_reads_the_cls_token_only_or_the_mean():
