@@ -2,6 +2,7 @@
 import contextlib
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -160,6 +161,16 @@ def onnx_max_difference(model, path, sample):
     with torch.no_grad():
         torch_output = model.student.eval()(sample).numpy()
     return float(abs(onnx_output - torch_output).max())
+
+
+@contextlib.contextmanager
+def exit_130_on_interrupt(what='training'):
+    """Ctrl-C ends the tool with one line and exit status 130 (128 + SIGINT), as shells expect, not a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{what} interrupted (Ctrl-C); exiting with status 130\n")
+        raise SystemExit(130) from None
 
 
 @contextlib.contextmanager

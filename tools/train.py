@@ -13,10 +13,13 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # read when torch loads OpenMP; see kdzoo.utils.threads
 
 import kdzoo  # noqa: E402,F401  (registers kdzoo and applies the mmengine fixes)
-from kdzoo.tools_support import (build_runner, distributed_teardown, final_summary,  # noqa: E402
-                                 train_missing_teachers)
+from kdzoo.tools_support import (build_runner, distributed_teardown, exit_130_on_interrupt,  # noqa: E402
+                                 final_summary, train_missing_teachers)
+from kdzoo.engine.amp import enable_amp  # noqa: E402
+from kdzoo.utils.threads import configure_cpu_threads  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 
@@ -26,7 +29,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CKPT, or from the latest checkpoint in the work dir if no CKPT')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (AmpOptimWrapper)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: float16 with loss scaling on a GPU, bfloat16 autocast on a CPU')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
@@ -42,16 +46,18 @@ def main(argv=None):
     cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    setup_lines = [configure_cpu_threads()]
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        setup_lines.append(enable_amp(cfg))
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
-    with distributed_teardown():
+    with exit_130_on_interrupt(), distributed_teardown():
         train_missing_teachers(cfg, args.launcher)
         runner = build_runner(cfg, args.launcher)
+        for line in setup_lines:
+            runner.logger.info(line)
         runner.train()
         final_summary(runner)
 

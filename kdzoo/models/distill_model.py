@@ -180,9 +180,10 @@ class DistillModel(BaseModel):
         recorder.start()
         try:
             output = model(inputs)
-        finally:
-            features = recorder.collect()
-        return output, features
+        except BaseException:
+            recorder.stop()  # the model's own error (or Ctrl-C) is the one to report, not missing taps
+            raise
+        return output, recorder.collect()
 
     def run_teachers(self, inputs):
         """{teacher: {tap: Feature}}, without autograd unless a teacher adapter trains (class docstring)."""

@@ -164,6 +164,10 @@ class TapRecorder:
     def start(self):
         self._raw = {}
 
+    def stop(self):
+        """Stop recording and drop what was recorded (after a forward pass that failed)."""
+        self._raw = None
+
     def collect(self):
         """Stop recording and return ``{tap: Feature}`` for the forward pass(es) since :meth:`start`."""
         raw, self._raw = self._raw, None

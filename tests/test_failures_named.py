@@ -1,0 +1,56 @@
+"""Failures name their cause: the model's own error and Ctrl-C are never replaced by a recorder message."""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+
+from run_helpers import ROOT, tiny_config
+from test_distill_model import fake_batch, make_model
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f'kdzoo_tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class InterruptedNet(nn.Module):
+    """A student whose forward is interrupted (as by Ctrl-C) once training starts; the build probe passes."""
+
+    def __init__(self, in_chans=1, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(in_chans, num_classes)
+
+    def forward(self, x):
+        if self.training:
+            raise KeyboardInterrupt
+        return self.fc(x.mean((2, 3)))
+
+
+def test_a_wrong_input_reports_the_models_own_error_not_missing_taps():
+    model = make_model().train()
+    _, samples = fake_batch()
+    with pytest.raises(RuntimeError, match='expected input.* to have 1 channels, but got 3'):
+        model.loss(torch.randn(4, 3, 16, 16), samples)
+    assert all(recorder._raw is None for recorder in model.recorders.values())
+    model.loss(*fake_batch())  # the recorders still work after the failure
+
+
+def test_ctrl_c_in_a_forward_propagates_as_keyboard_interrupt():
+    model = make_model().train()
+    model.teachers['vit'].register_forward_pre_hook(lambda module, args: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        model.loss(*fake_batch())
+
+
+def test_ctrl_c_during_training_exits_130_with_one_line(tmp_path, capsys):
+    student = dict(_delete_=True, type='ImportedModel', path='test_failures_named:InterruptedNet')
+    config = tiny_config(tmp_path, 'student_only', extra=f"model = dict(student={student!r})\n")
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool('train').main([config, '--work-dir', str(tmp_path / 'w')])
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert 'training interrupted (Ctrl-C); exiting with status 130' in err and 'Traceback' not in err
