@@ -1,7 +1,8 @@
+from .amp import CpuBf16OptimWrapper
 from .hooks import TeacherEvalHook
 from .multi_set_loops import MultiSetTestLoop, MultiSetValLoop
 from .optim import DistillOptimWrapperConstructor
 from .schedules import WeightSchedule, build_schedule
 from .wrappers import DistillDataParallel
 
-__all__ = ['DistillDataParallel', 'DistillOptimWrapperConstructor', 'MultiSetTestLoop', 'MultiSetValLoop', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']
+__all__ = ['CpuBf16OptimWrapper', 'DistillDataParallel', 'DistillOptimWrapperConstructor', 'MultiSetTestLoop', 'MultiSetValLoop', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']
