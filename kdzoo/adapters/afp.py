@@ -33,11 +33,14 @@ Prompts act only while the adapter is in training mode; in eval mode and inside 
 the teacher runs bare (FOFA's un-prompted pass, teacher evaluation). The teacher backbone stays frozen; the
 AFP parameters live in this adapter, and the teacher's own state-dict keys are untouched (hooks only).
 
-``code_exact`` (set by the FOFA distiller that feeds this adapter, §11.26) reproduces two of the official
+``code_exact`` (set by the FOFA distiller that feeds this adapter, §11.26) reproduces three of the official
 code's bugs: the SE block returns only its sigmoid gate (so each branch emits a per-channel vector that is
-broadcast-added), and a token input whose length is not a square loses its *last* token as "CLS" (which is
-re-attached at the end), so a timm ViT's real CLS token enters the map. Default: x·gate and prefix tokens
-taken from the front.
+broadcast-added); a token input whose length is not a square loses its *last* token as "CLS" (which is
+re-attached at the end), so a timm ViT's real CLS token enters the map; and the prompted (B, C, h, w) map
+is turned back into tokens by a plain ``reshape(B, h·w, C)`` without the permute that undoes the
+tokens → map transpose, which scrambles every token input's channels and positions even at β = 0 (the
+teacher no longer sees its own features). Default: x·gate, prefix tokens taken from the front, and
+map → tokens as the exact inverse of tokens → map.
 
 Deviations and choices [PROPOSED]: the SE squeeze width is max(C // 16, 1) and the grouped 1×1 convs use
 gcd(4, C) groups, so stages narrower than 16 channels (or not divisible by 4) still build. Swin stages in
@@ -73,6 +76,7 @@ class StageInput(NamedTuple):
     grid: Tuple[int, int]
     num_prefix: int = 0
     prefix_last: bool = False     # the PAT code's reading: the set-aside token is the last one
+    unpermuted: bool = False      # the PAT code's way back: the map reshaped to tokens without a permute
 
 
 def stage_input_of(spec, nhwc, code_exact):
@@ -86,7 +90,8 @@ def stage_input_of(spec, nhwc, code_exact):
         for num_prefix in (0, 1):
             side = math.isqrt(num_tokens - num_prefix)
             if side * side == num_tokens - num_prefix:
-                return StageInput('tokens', spec.channels, (side, side), num_prefix, prefix_last=True)
+                return StageInput('tokens', spec.channels, (side, side), num_prefix, prefix_last=True,
+                                  unpermuted=True)
     elif spec.grid is not None:
         return StageInput('tokens', spec.channels, tuple(spec.grid), spec.num_prefix)
     raise ValueError(f"afp: the input of {spec.name} ({spec.describe()}) forms no patch grid to prompt")
@@ -112,7 +117,10 @@ def join_stage_input(feature_map, prefix, layout):
         return feature_map
     if layout.kind == 'NHWC':
         return feature_map.permute(0, 2, 3, 1)
-    tokens = to_tokens(feature_map)
+    if layout.unpermuted:   # the PAT code's torch.reshape(x, (b, h*w, d)) on a (b, d, h, w) map
+        tokens = feature_map.reshape(feature_map.shape[0], -1, feature_map.shape[1])
+    else:
+        tokens = to_tokens(feature_map)
     if prefix is None:
         return tokens
     return torch.cat([tokens, prefix] if layout.prefix_last else [prefix, tokens], dim=1)
@@ -249,8 +257,8 @@ class AFP(BaseAdapter):
         stages: 1-based teacher stages that get an AFP block; ``None`` is every declared stage.
         insert_before: module paths, one per AFP stage, whose inputs are the stage inputs; ``None`` derives
             them from the teacher's declared stages (see the module docstring).
-        code_exact: the official code's SE and CLS handling (see the module docstring); ``None`` takes the
-            value of the FOFA distiller that binds this adapter (False without one).
+        code_exact: the official code's SE, CLS and token-order handling (see the module docstring);
+            ``None`` takes the value of the FOFA distiller that binds this adapter (False without one).
     """
 
     def __init__(self, target='teacher', stages=None, insert_before=None, code_exact=None):

@@ -36,10 +36,12 @@ Defaults [code]: M = 64 (the paper uses 144 on ImageNet / COCO), dim = 512, 8 he
 every weight 1. M / (number of stages) must be a perfect square; other M are rejected (§11.25). Loss names:
 ``loss_fofa_kd``, ``loss_fofa_feat``, ``loss_fofa_reg``.
 
-``code_exact=True`` reproduces the three bugs of the official code (§7.4 pitfalls, §11.26), on both sides:
+``code_exact=True`` reproduces the four bugs of the official code (§7.4 pitfalls, §11.26), on both sides:
 the positional encoding is indexed by the *batch* position and broadcast over tokens; a token stage whose
 length is not a square loses its *last* token as "CLS" (a timm ViT's real CLS stays in); AFP's SE blocks
-return only their gate. The default fixes all three.
+return only their gate; AFP turns a token teacher's prompted map back into tokens with a plain
+``reshape(B, h·w, C)`` of the (B, C, h, w) map, no permute, scrambling the tokens even at β = 0. The
+default fixes all four.
 
 kdzoo reads Swin stages as maps (its NHWC output is normalised), whereas the PAT code treats Swin as a token
 model; ``teacher_kind='tokens'`` picks the token projector for such a teacher, as FitNet's option does.
@@ -230,7 +232,7 @@ class FOFA(BaseDistiller):
         kd_weight, feat_weight, reg_weight: weights of the KD, feature and regulariser terms.
         teacher_kind: ``'map'`` or ``'tokens'`` to pick that projector for every teacher stage; ``None``
             follows the probed kind.
-        code_exact: reproduce the official code's three bugs (see the module docstring).
+        code_exact: reproduce the official code's four bugs (see the module docstring).
         **kwargs: :class:`BaseDistiller` arguments (``loss_weight``, ``schedule``, ``teacher``).
     """
 

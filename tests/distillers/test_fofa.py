@@ -3,6 +3,7 @@ numpy, RAA shapes, the feedback loop across steps, gradient routing, bare-teache
 code-exact switch and a short Runner training."""
 import copy
 import io
+import math
 import os.path as osp
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from kdzoo.adapters.afp import FeedbackAligner, StageInput, join_stage_input, split_stage_input
+from kdzoo.adapters.afp import (AFPBlock, FeedbackAligner, StageInput, join_stage_input, split_stage_input,
+                                stage_input_of)
 from kdzoo.distillers.fofa import (MapStageProjector, TokenStageProjector, hcl_loss, sinusoidal_encoding,
                                    stage_as_map)
 from kdzoo.models import DistillModel, build_model
@@ -317,7 +319,42 @@ def test_cls_handling_fixed_and_code_exact():
         assert torch.equal(join_stage_input(feature_map, prefix, layout), feature.data)
 
 
-def test_code_exact_reproduces_the_three_code_bugs():
+def official_prompt_block(x, beta, prompt):
+    """The PAT code's PromptBlock.forward on (B, L, D) tokens without feedback (distillers/pat.py)."""
+    b, l, d = x.shape
+    h = w = int(math.sqrt(l))
+    cls_token = None
+    if not math.sqrt(l).is_integer():
+        cls_token, x = x[:, -1, :], x[:, :-1, :]
+    x = torch.reshape(torch.permute(x, (0, 2, 1)), (b, d, h, w))
+    x = x + beta * prompt(x)
+    x = torch.reshape(x, (b, h * w, d))      # no permute: the bug code_exact reproduces
+    return x if cls_token is None else torch.concat((x, cls_token.unsqueeze(1)), dim=1)
+
+
+def kdzoo_afp(x, block):
+    feature_map, prefix = split_stage_input(x, block.layout)
+    return join_stage_input(block(feature_map), prefix, block.layout)
+
+
+@pytest.mark.parametrize('beta', [0.0, 0.7])
+def test_code_exact_token_return_matches_the_official_reshape(beta):
+    spec = FeatureSpec('stage1', 'tokens', (65, 4), num_prefix=1, grid=(8, 8))
+    torch.manual_seed(0)
+    x = torch.linspace(-5, 5, 2 * 65 * 4).reshape(2, 65, 4)
+    exact = AFPBlock(stage_input_of(spec, nhwc=False, code_exact=True), (4, 8, 8), gate_only=True).train()
+    fixed = AFPBlock(stage_input_of(spec, nhwc=False, code_exact=False), (4, 8, 8)).train()
+    for block in (exact, fixed):
+        block.beta.data.fill_(beta)
+    with torch.no_grad():
+        torch.testing.assert_close(kdzoo_afp(x, exact), official_prompt_block(x, beta, exact.prompt),
+                                   rtol=0, atol=1e-6)
+        if beta == 0:    # the code scrambles the teacher's tokens even with the prompt weighted by 0
+            assert (kdzoo_afp(x, exact) - x).abs().max() > 1
+            assert torch.equal(kdzoo_afp(x, fixed), x)
+
+
+def test_code_exact_reproduces_the_four_code_bugs():
     fixed, exact = fofa_model(), fofa_model(code_exact=True)
     assert exact.adapters[0].code_exact and not fixed.adapters[0].code_exact
     x = torch.randn(BATCH, 64, 512)
@@ -327,6 +364,8 @@ def test_code_exact_reproduces_the_three_code_bugs():
     assert fixed.adapters[0].blocks['stage1'].prompt[3](feature_map).shape == (BATCH, 96, 8, 8)
     assert exact.adapters[0].blocks['stage1'].prompt[3](feature_map).shape == (BATCH, 96, 1, 1)
     assert exact.adapters[0].blocks['stage1'].layout.prefix_last
+    assert exact.adapters[0].blocks['stage1'].layout.unpermuted
+    assert not fixed.adapters[0].blocks['stage1'].layout.unpermuted
     set_beta(exact.adapters[0], 0.5)
     optimizer = trainable_sgd(exact)
     for _ in range(2):
