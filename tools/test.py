@@ -6,13 +6,16 @@ CHECKPOINT is a training checkpoint written by tools/train.py or a bare student 
 tools/export.py (safetensors or state dict). Teachers are not built: evaluation uses the student alone.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # read when torch loads OpenMP; see kdzoo.utils.threads
 
 import kdzoo  # noqa: E402,F401
 from kdzoo.tools_support import build_runner, distributed_teardown, load_student, student_only_config  # noqa: E402
+from kdzoo.utils.threads import configure_cpu_threads  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 
@@ -24,6 +27,7 @@ def main(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     args = parser.parse_args(argv)
+    threads = configure_cpu_threads()
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0] + '_test')
@@ -32,6 +36,7 @@ def main(argv=None):
     cfg.load_from, cfg.resume = None, False
     with distributed_teardown():
         runner = build_runner(cfg, args.launcher)
+        runner.logger.info(threads)
         runner.model.student.load_state_dict(load_student(cfg, args.checkpoint).student.state_dict())
         metrics = runner.test()
         runner.logger.info('test results: ' + ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()))
