@@ -21,7 +21,11 @@ A ViT teacher teaches a CNN student through two projectors and an adversarial br
   reproduces the official code, where it trains nothing); D's parameters are detached inside L_adv, so
   no optimiser ever moves D with it. D has its own optimiser (``DistillOptimWrapperConstructor``, 0.01× LR)
   and loss L_D = ½·(BCE(D(A_T), real) + BCE(D(A_S.detach()), fake)), returned by :meth:`discriminator_loss`
-  from the maps cached in the forward (protocol in :class:`~kdzoo.distillers.BaseDistiller`). The
+  from the maps cached in the forward (protocol in :class:`~kdzoo.distillers.BaseDistiller`). D learns
+  from both terms, the paper's discriminator objective (its Eq. 8: −log D(h_T) − log(1 − D(h'_S)), teacher
+  features real, student features fake). The official code detaches the teacher term
+  (``gan_criterion(pred_real.detach(), True)``): the loss value is the same but D never learns from teacher
+  maps, only to push student maps towards "fake"; ``code_exact=True`` reproduces that. The
   multi-view inputs come from the data pipeline (``MultiViewGenerator``, kdzoo/datasets/transforms.py).
 
 Total (paper mode): loss_weight · schedule · (L_attn + L_vv + L_gl + λ_adv·L_adv), plus DistillModel's CE.
@@ -29,8 +33,9 @@ Total (paper mode): loss_weight · schedule · (L_attn + L_vv + L_gl + λ_adv·L
 ``code_exact=True`` follows the official code (§11.12, §11.14): a bias-free Linear(C → 3C) qkv on the
 student tokens with 16 heads of width C/16, no replacement (p = 0), pre-softmax maps, the teacher's V·Vᵀ
 unscaled, extra terms MSE(z_s, z_t) and MSE(cls_proj(pooled_S), CLS_T) (a Linear on ``pre_logits``),
-weights attn 0.2, vv 0.05, gl 0.05, logits 1, cls 1, adv 1, the detached generator term, and one shared
-GL Linear for grids other than 14×14 and 7×7. Any term weight can be overridden with ``weights=dict(...)``;
+weights attn 0.2, vv 0.05, gl 0.05, logits 1, cls 1, adv 1, the detached generator term, the detached
+teacher term of L_D (D trained on student maps only), and one shared GL Linear for grids other than 14×14
+and 7×7. Any term weight can be overridden with ``weights=dict(...)``;
 a term of weight 0 is not computed and its taps are not read (``adv=0`` builds no discriminator).
 
 Defaults: p = 0.5 [PROPOSED, §11.12], softmax maps, gl_block 4, λ_adv 1 (§11.16), teacher patch tokens
@@ -423,12 +428,15 @@ class CAKD(BaseDistiller):
         self._adversarial_maps = (teacher_map.detach(), student_map.detach())
 
     def discriminator_loss(self):
-        """L_D = ½·(BCE(D(A_T), real) + BCE(D(A_S), fake)) on the maps of the last training forward."""
+        """L_D = ½·(BCE(D(A_T), real) + BCE(D(A_S), fake)) on the maps of the last training forward; in
+        code-exact mode D(A_T) is detached, as the official code's ``gan_criterion(pred_real.detach(), True)``."""
         if self.discriminator is None or self._adversarial_maps is None:
             return {}
         teacher_map, student_map = self._adversarial_maps
         self._adversarial_maps = None
         real = self.discriminator(teacher_map.unsqueeze(1))
+        if self.code_exact:
+            real = real.detach()
         fake = self.discriminator(student_map.unsqueeze(1))
         loss = 0.5 * (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                       + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))

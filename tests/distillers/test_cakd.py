@@ -303,6 +303,38 @@ def test_nonfinite_discriminator_loss_stops_both_updates(action):
     assert all(torch.equal(after[k], v) for k, v in before.items() if torch.isfinite(v).all())
 
 
+def official_discriminator_loss(discriminator, teacher_map, student_map, detach_real):
+    """The official code's L_D (``gan_criterion`` = BCE-with-logits against 1 / 0), its teacher term detached
+    as ``gan_criterion(pred_real.detach(), True)``; ``detach_real=False`` is the paper's Eq. 8."""
+    pred_real = discriminator(teacher_map.unsqueeze(1))
+    pred_fake = discriminator(student_map.detach().unsqueeze(1))
+    if detach_real:
+        pred_real = pred_real.detach()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    return 0.5 * (bce(pred_real, torch.ones_like(pred_real)) + bce(pred_fake, torch.zeros_like(pred_fake)))
+
+
+@pytest.mark.parametrize('code_exact', [False, True], ids=['paper', 'code_exact'])
+def test_discriminator_learns_from_teacher_maps_except_in_code_exact_mode(code_exact):
+    channels = 16 if code_exact else 4
+    distiller = built_cakd(channels, code_exact=code_exact, **({} if code_exact else dict(p=0.0)))
+    fill_known(distiller)
+    reference = copy.deepcopy(distiller.discriminator)
+    _, student, teacher = fixed_inputs(channels)
+    distiller.compute_losses(student, teacher, labels=None)
+    teacher_map, student_map = distiller._adversarial_maps
+    loss = distiller.discriminator_loss()['loss_cakd_disc']
+    loss.backward()
+    for detach_real in (False, True):
+        reference.zero_grad()
+        expected = official_discriminator_loss(reference, teacher_map, student_map, detach_real)
+        expected.backward()
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-12)   # same value either way
+        same = all(torch.allclose(p.grad, r.grad, rtol=1e-9, atol=1e-12)
+                   for p, r in zip(distiller.discriminator.parameters(), reference.parameters()))
+        assert same == (detach_real == code_exact)
+
+
 @pytest.mark.parametrize('detach', [False, True])
 def test_generator_term_reaches_the_student_only_when_not_detached(detach):
     distiller = built_cakd(detach_generator=detach, weights=dict(attn=0, vv=0, gl=0))
