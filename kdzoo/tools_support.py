@@ -6,8 +6,8 @@ import sys
 
 from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.runner import Runner
 
+from kdzoo.engine.runner import KdzooRunner
 from kdzoo.utils.compat import init_cpu_distributed, needs_cpu_distributed
 
 
@@ -31,7 +31,9 @@ def build_runner(cfg, launcher='none'):
         cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
     if launcher != 'none':
         cfg.model_wrapper_cfg = ddp_wrapper_cfg(cfg, on_cpu)
-    return Runner.from_cfg(cfg)
+    from kdzoo.engine.teacher_cache import configure_teacher_cache
+    configure_teacher_cache(cfg)  # model.teacher_cache: replayable training set + TeacherCacheHook
+    return KdzooRunner.from_cfg(cfg)
 
 
 def bare_model(runner):
@@ -93,9 +95,9 @@ def _barrier_if_distributed():
 def final_summary(runner):
     """Log the teachers' and the student's last validation results in one closing line."""
     hub = runner.message_hub
-    parts = [f"teacher {key.split('/')[1]} {key.split('/', 2)[2]}: {value:.2f}"
+    parts = [f"teacher {key.split('/')[1]} {key.split('/', 2)[2]}: {value:.4g}"
              for key, value in hub.runtime_info.items() if key.startswith('teacher/')]
-    parts += [f"student {key[4:]}: {hub.get_scalar(key).current():.2f}"
+    parts += [f"student {key[4:]}: {hub.get_scalar(key).current():.4g}"
               for key in hub.log_scalars if key.startswith('val/') and 'time' not in key]
     if parts:
         runner.logger.info('kdzoo summary: ' + '; '.join(parts))

@@ -2,7 +2,9 @@ from .amp import CpuBf16OptimWrapper
 from .hooks import TeacherEvalHook
 from .multi_set_loops import MultiSetTestLoop, MultiSetValLoop
 from .optim import DistillOptimWrapperConstructor
+from .runner import KdzooRunner
 from .schedules import WeightSchedule, build_schedule
+from .teacher_cache import TeacherCache, TeacherCacheHook, configure_teacher_cache
 from .wrappers import DistillDataParallel
 
-__all__ = ['CpuBf16OptimWrapper', 'DistillDataParallel', 'DistillOptimWrapperConstructor', 'MultiSetTestLoop', 'MultiSetValLoop', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']
+__all__ = ['CpuBf16OptimWrapper', 'DistillDataParallel', 'DistillOptimWrapperConstructor', 'KdzooRunner', 'MultiSetTestLoop', 'MultiSetValLoop', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']

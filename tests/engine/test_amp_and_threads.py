@@ -41,6 +41,7 @@ def test_train_tool_with_amp_trains_on_cpu(tmp_path):
     assert rc == 0, out[-3000:]
     assert 'bfloat16 autocast' in out and 'CPU threads:' in out and 'set OMP_NUM_THREADS' in out
     assert (tmp_path / 'run' / 'epoch_1.pth').is_file()
+    assert 'the full config: see' in out and 'Config:' not in out  # the console header stays short
 
 
 @pytest.mark.parametrize('cores,processes,load,expected', [
