@@ -54,3 +54,27 @@ def test_ctrl_c_during_training_exits_130_with_one_line(tmp_path, capsys):
     assert exit_info.value.code == 130
     err = capsys.readouterr().err
     assert 'training interrupted (Ctrl-C); exiting with status 130' in err and 'Traceback' not in err
+
+
+# ------------------------------------------------------------------ class counts checked at build
+VIT_100 = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', img_size=16, patch_size=4, in_chans=1,
+               num_classes=100, embed_dim=32, depth=1, num_heads=2)
+CNN_10 = dict(type='TimmClassifier', model_name='resnet10t', in_chans=1, num_classes=10, channels=(8, 8, 8, 8),
+              stem_width=8)
+
+
+@pytest.mark.parametrize('distiller,name', [('kd', 'KD'), ('dkd', 'DKD'), ('dist', 'DIST')])
+def test_logit_distillers_refuse_different_class_counts_at_build(distiller, name):
+    from kdzoo.models import DistillModel
+    with pytest.raises(ValueError, match=f"{name}: the student has 10 classes and teacher 'vit' 100; "
+                                         "logit distillation needs both to predict the same classes"):
+        DistillModel(student=CNN_10, teachers=dict(vit=VIT_100), distillers=[dict(type=distiller)],
+                     input_size=(1, 16, 16))
+
+
+def test_civt_refuses_a_teacher_with_other_classes_at_build():
+    from kdzoo.models import DistillModel
+    student = dict(VIT_100, num_classes=10)
+    with pytest.raises(ValueError, match="civt: the student has 10 classes and inv_teacher 'rednet' 100"):
+        DistillModel(student=student, teachers=dict(cnn=CNN_10, rednet=VIT_100), adapters=[dict(type='civt_tokens')],
+                     distillers=[dict(type='civt', conv_teacher='cnn', inv_teacher='rednet')], input_size=(1, 16, 16))

@@ -27,6 +27,7 @@ class BaseDistiller(nn.Module):
 
     student_taps = ()
     teacher_taps = ()
+    matching_taps = ()    # (student tap, teacher tap) pairs that must have one shape, e.g. both models' logits
     uses_inputs = False   # True: compute_losses also receives ``inputs=`` (the preprocessed batch)
 
     def __init__(self, loss_weight=1.0, schedule=None, teacher=None):
@@ -56,6 +57,18 @@ class BaseDistiller(nn.Module):
         """``{'student': taps, teacher_name: taps}`` this distiller reads."""
         return {'student': list(self.student_taps), self.teacher: list(self.teacher_taps)}
 
+    def check_matching_taps(self, specs):
+        """Fail at build time when a pair in ``matching_taps`` differs in shape for any teacher read.
+
+        ``specs``: ``{model name: {tap: FeatureSpec}}`` as probed by DistillModel, before :meth:`build`.
+        """
+        for model_name in self.required_taps():
+            if model_name == 'student':
+                continue
+            for student_tap, teacher_tap in self.matching_taps:
+                require_same_shape(type(self).__name__, specs['student'][student_tap], model_name,
+                                   specs[model_name][teacher_tap])
+
     def build(self, student_specs, teacher_specs):
         """Create connectors. ``*_specs`` map tap names to their probed FeatureSpec."""
 
@@ -80,3 +93,15 @@ def shape_error(method, what, student_spec, teacher_spec):
     """The error every distiller raises when a pair of taps does not fit: both shapes, both tap names."""
     return ValueError(f"{method}: {what}. Student tap {student_spec.describe()}; "
                       f"teacher tap {teacher_spec.describe()}")
+
+
+def require_same_shape(method, student_spec, teacher_name, teacher_spec):
+    """Raise when a student tap and a teacher tap that must match do not; logits are named as class counts."""
+    if student_spec.shape == teacher_spec.shape:
+        return
+    if student_spec.name == teacher_spec.name == 'logits':
+        raise ValueError(f"{method}: the student has {student_spec.shape[-1]} classes and teacher {teacher_name!r} "
+                         f"{teacher_spec.shape[-1]}; logit distillation needs both to predict the same classes "
+                         "(set the same num_classes, or use a teacher trained on the student's classes)")
+    raise shape_error(method, f"the student's and teacher {teacher_name!r}'s taps must have the same shape",
+                      student_spec, teacher_spec)

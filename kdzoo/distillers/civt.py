@@ -98,6 +98,16 @@ class CivT(BaseDistiller):
             raise RuntimeError("civt: not bound to a model yet (DistillModel calls bind)")
         return self._bound_adapter[0]
 
+    def check_matching_taps(self, specs):
+        """Each teacher's logits must have the class count of the token heads (the student's)."""
+        classes = self.tokens_adapter.head_conv.out_features
+        for token, name in self.teacher_names.items():
+            teacher_classes = specs[name]['logits'].shape[-1]
+            if teacher_classes != classes:
+                raise ValueError(f"civt: the student has {classes} classes and {token}_teacher {name!r} "
+                                 f"{teacher_classes}; each teacher must predict the student's classes "
+                                 "(set the same num_classes, or use teachers trained on the student's classes)")
+
     def required_taps(self):
         taps = {'student': list(self.student_taps)}
         for name in self.teacher_names.values():

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from kdzoo.registry import DISTILLERS
-from .base import BaseDistiller, shape_error
+from .base import BaseDistiller
 
 PEARSON_EPS = 1e-8
 
@@ -57,6 +57,7 @@ class DIST(BaseDistiller):
     """Args: ``beta`` (inter-class weight), ``gamma`` (intra-class weight), ``temperature`` (τ)."""
     student_taps = ('logits',)
     teacher_taps = ('logits',)
+    matching_taps = (('logits', 'logits'),)
 
     def __init__(self, beta=1.0, gamma=1.0, temperature=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -65,12 +66,6 @@ class DIST(BaseDistiller):
         if beta < 0 or gamma < 0:
             raise ValueError(f"dist: beta and gamma must be >= 0, got {beta}, {gamma}")
         self.beta, self.gamma, self.temperature = float(beta), float(gamma), float(temperature)
-
-    def build(self, student_specs, teacher_specs):
-        student, teacher = student_specs['logits'], teacher_specs['logits']
-        if student.shape != teacher.shape:
-            raise shape_error('dist', 'student and teacher logits must have the same number of classes',
-                              student, teacher)
 
     def compute_losses(self, student, teacher, labels):
         inter, intra = dist_losses(student['logits'].data, teacher['logits'].data,

@@ -39,6 +39,7 @@ def dkd_loss(student_logits, teacher_logits, labels, alpha, beta, temperature):
 class DKD(BaseDistiller):
     student_taps = ('logits',)
     teacher_taps = ('logits',)
+    matching_taps = (('logits', 'logits'),)
 
     def __init__(self, alpha=1.0, beta=2.0, temperature=1.0, **kwargs):
         super().__init__(**kwargs)

@@ -22,6 +22,7 @@ def kd_loss(student_logits, teacher_logits, temperature):
 class KD(BaseDistiller):
     student_taps = ('logits',)
     teacher_taps = ('logits',)
+    matching_taps = (('logits', 'logits'),)
 
     def __init__(self, temperature=1.0, **kwargs):
         super().__init__(**kwargs)

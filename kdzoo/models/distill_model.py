@@ -84,6 +84,10 @@ class DistillModel(BaseModel):
             tapped features are handed to the distillers in float32.
         teacher_channels_last: keep the teachers' weights and inputs channels-last (faster convolutions
             on most GPUs and with oneDNN on CPU; no effect on token models).
+        teacher_cache: ``dict(path=..., views=K, seed=0, dtype='fp32'|'fp16', topk=None)``: read the teachers'
+            tapped outputs per (sample, view) from a cache on disk, running them only for missing entries
+            (:class:`~kdzoo.engine.teacher_cache.TeacherCache`, docs/teacher_cache.md). The build fails for
+            methods whose teacher side trains or that read more than the cached taps.
 
     Teacher fast path: unless a teacher adapter trains (APT, AFP), the teachers run under
     ``torch.inference_mode()`` and only their tapped features are copied out of it, so no autograd state
@@ -96,7 +100,8 @@ class DistillModel(BaseModel):
 
     def __init__(self, student, teachers=None, distillers=(), adapters=(), input_size=(3, 224, 224),
                  task_loss_weight=1.0, label_smoothing=0.0, on_nonfinite='raise', flip_test=True,
-                 teacher_precision='fp32', teacher_channels_last=False, data_preprocessor=None, init_cfg=None):
+                 teacher_precision='fp32', teacher_channels_last=False, teacher_cache=None, data_preprocessor=None,
+                 init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type='mmpretrain.ClsDataPreprocessor'),
                          init_cfg=init_cfg)
         if on_nonfinite not in NONFINITE_ACTIONS:
@@ -121,6 +126,7 @@ class DistillModel(BaseModel):
             self.teachers.to(memory_format=torch.channels_last)
         self._attach_adapters()
         self.recorders = self._build_recorders()
+        self.teacher_cache = self._build_teacher_cache(teacher_cache, teachers, data_preprocessor)
         self.ddp_ignored_parameters = exclude_sharded_centres_from_ddp(self)
 
     # ---------------------------------------------------------------- build
@@ -151,8 +157,16 @@ class DistillModel(BaseModel):
         recorders = {name: TapRecorder(models[name], taps, name) for name, taps in needed.items() if taps}
         specs = {name: rec.probe(self.input_size) for name, rec in recorders.items()}
         for distiller in self.distillers:
+            distiller.check_matching_taps(specs)
             distiller.build(specs.get('student', {}), specs.get(distiller.teacher, {}))
         return recorders
+
+    def _build_teacher_cache(self, cfg, teacher_configs, preprocessor_config):
+        if not cfg:
+            return None
+        from kdzoo.engine.teacher_cache import TeacherCache
+        return build_at('model.teacher_cache', lambda c: TeacherCache.from_config(
+            self, c, teacher_configs=teacher_configs, preprocessor_config=preprocessor_config), dict(cfg))
 
     def train(self, mode=True):
         super().train(mode)
@@ -215,7 +229,8 @@ class DistillModel(BaseModel):
 
     def loss(self, inputs, data_samples):
         labels, soft_labels = stack_labels(data_samples)
-        teacher_features = self.run_teachers(inputs)
+        teacher_features = (self.teacher_cache.features(inputs, data_samples) if self.teacher_cache is not None
+                            else self.run_teachers(inputs))
         output, student_features = self._record('student', self.student, inputs)
         losses = self.task_loss(output, labels, soft_labels)
         for distiller in self.distillers:
