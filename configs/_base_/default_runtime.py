@@ -2,14 +2,14 @@ default_scope = 'kdzoo'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=25),
+    logger=dict(type='LoggerHook', interval=10),  # a line every few seconds on a CPU (with the ETA)
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
-log_processor = dict(by_epoch=True, window_size=25)
+log_processor = dict(by_epoch=True, window_size=10)
 log_level = 'INFO'
 load_from = None
 resume = False
