@@ -68,15 +68,34 @@ def _save_tensors(state, path):
         torch.save(state, path)
 
 
-def train_missing_teachers(cfg, launcher='none'):
-    """Train each teacher named in ``cfg.teacher_configs`` whose checkpoint file does not exist yet."""
+def check_teacher_checkpoints(cfg):
+    """Fail before anything is built when a teacher's checkpoint is missing and no config can train it."""
+    trainable = cfg.get('teacher_configs') or {}
+    for name, teacher in (cfg.model.get('teachers') or {}).items():
+        checkpoint = teacher.get('checkpoint') if isinstance(teacher, dict) else None
+        if checkpoint and not osp.isfile(checkpoint) and name not in trainable:
+            raise FileNotFoundError(
+                f"model.teachers.{name}.checkpoint: {checkpoint!r} does not exist (working directory "
+                f"{os.getcwd()}). Give the path of the teacher's weights (safetensors, a state dict or a "
+                f"tools/train.py checkpoint), or name the config that trains it in teacher_configs={{{name!r}: "
+                "'path/to/teacher_config.py'}} so it is trained first.")
+
+
+def train_missing_teachers(cfg, launcher='none', teacher_cfg_options=None):
+    """Train each teacher named in ``cfg.teacher_configs`` whose checkpoint file does not exist yet.
+
+    ``teacher_cfg_options`` (``--teacher-cfg-options`` of tools/train.py) override entries of those teacher
+    configs, as ``--cfg-options`` does for the distillation config (which does not reach them).
+    """
     for name, teacher_config in (cfg.get('teacher_configs') or {}).items():
         checkpoint = cfg.model.teachers[name].get('checkpoint')
         if not checkpoint or osp.isfile(checkpoint):
             continue
         print_log(f"teacher {name!r}: checkpoint {checkpoint} not found, so it is trained first with "
-                  f"{teacher_config}", logger='current')
+                  f"{teacher_config}" + (f" and --teacher-cfg-options {dict(teacher_cfg_options)}"
+                                         if teacher_cfg_options else ''), logger='current')
         teacher_cfg = Config.fromfile(teacher_config)
+        teacher_cfg.merge_from_dict(teacher_cfg_options or {})
         teacher_cfg.work_dir = osp.join(osp.dirname(checkpoint) or '.', f'{name}_teacher_run')
         runner = build_runner(teacher_cfg, launcher)
         runner.train()

@@ -1,11 +1,13 @@
 """Train a kdzoo config with mmengine's Runner.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
-                                 [--launcher none|pytorch|slurm]
+                                 [--teacher-cfg-options k=v ...] [--launcher none|pytorch|slurm]
 
 A distillation config may name, in ``teacher_configs``, the config that trains each teacher. When that
 teacher's ``checkpoint`` does not exist yet, it is trained first (the log says so) and its bare weights are
-written to the checkpoint path as safetensors. The log ends with the teachers' and the student's results.
+written to the checkpoint path as safetensors; ``--teacher-cfg-options`` overrides entries of that teacher
+config (``--cfg-options`` changes the distillation config only). A teacher checkpoint that is missing and
+has no such config stops the run before anything is built. The log ends with the teachers' and the student's results.
 """
 import argparse
 import os
@@ -16,8 +18,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # read when torch loads OpenMP; see kdzoo.utils.threads
 
 import kdzoo  # noqa: E402,F401  (registers kdzoo and applies the mmengine fixes)
-from kdzoo.tools_support import (build_runner, distributed_teardown, exit_130_on_interrupt,  # noqa: E402
-                                 final_summary, train_missing_teachers)
+from kdzoo.tools_support import (build_runner, check_teacher_checkpoints, distributed_teardown,  # noqa: E402
+                                 exit_130_on_interrupt, final_summary, train_missing_teachers)
 from kdzoo.engine.amp import enable_amp  # noqa: E402
 from kdzoo.utils.threads import configure_cpu_threads  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
@@ -33,6 +35,9 @@ def parse_args(argv=None):
                         help='mixed precision: float16 with loss scaling on a GPU, bfloat16 autocast on a CPU')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. train_cfg.max_epochs=2')
+    parser.add_argument('--teacher-cfg-options', nargs='+', action=DictAction, default={},
+                        help='override entries of the teacher configs in teacher_configs, used when a teacher '
+                             'is trained first (--cfg-options does not reach them), e.g. train_cfg.max_epochs=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -46,6 +51,7 @@ def main(argv=None):
     cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_teacher_checkpoints(cfg)
     setup_lines = [configure_cpu_threads()]
     if args.amp:
         setup_lines.append(enable_amp(cfg))
@@ -54,7 +60,7 @@ def main(argv=None):
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     with exit_130_on_interrupt(), distributed_teardown():
-        train_missing_teachers(cfg, args.launcher)
+        train_missing_teachers(cfg, args.launcher, args.teacher_cfg_options)
         runner = build_runner(cfg, args.launcher)
         for line in setup_lines:
             runner.logger.info(line)
