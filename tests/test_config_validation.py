@@ -23,8 +23,12 @@ def test_unknown_distiller_key_lists_accepted_keys_with_path():
 
 @pytest.mark.parametrize('cfg,expected', [
     (dict(type='kd', temperature=-1.0), 'model.distillers[0]: kd: temperature must be > 0'),
-    (dict(type='kd', loss_weight=-0.5), 'model.distillers[0]: KD: loss_weight must be a number >= 0'),
-    (dict(type='dkd', beta=-2), 'alpha and beta must be >= 0'),
+    (dict(type='kd', loss_weight=-0.5), 'model.distillers[0]: KD: loss_weight must be >= 0 and finite, got -0.5'),
+    (dict(type='kd', loss_weight='1'), "model.distillers[0]: KD: loss_weight must be a number >= 0, got '1'"),
+    (dict(type='dkd', beta=-2), 'dkd: beta must be >= 0'),
+    (dict(type='kd', temperature='hot'), "model.distillers[0]: kd: temperature must be a number > 0, got 'hot'"),
+    (dict(type='kd', temperature=float('inf')), 'kd: temperature must be > 0 and finite, got inf'),
+    (dict(type='dist', gamma=None), 'dist: gamma must be a number >= 0, got None'),
     (dict(type='kd', schedule=dict(ramp_start=5)), 'needs both ramp_start and ramp_end'),
 ])
 def test_out_of_range_values_are_rejected(cfg, expected):

@@ -78,3 +78,22 @@ def test_civt_refuses_a_teacher_with_other_classes_at_build():
     with pytest.raises(ValueError, match="civt: the student has 10 classes and inv_teacher 'rednet' 100"):
         DistillModel(student=student, teachers=dict(cnn=CNN_10, rednet=VIT_100), adapters=[dict(type='civt_tokens')],
                      distillers=[dict(type='civt', conv_teacher='cnn', inv_teacher='rednet')], input_size=(1, 16, 16))
+
+
+# ------------------------------------------------------------------ numbers checked by one validator
+@pytest.mark.parametrize('cfg,key', [
+    (dict(type='kd'), 'temperature'), (dict(type='dkd'), 'temperature'), (dict(type='dist'), 'temperature'),
+    (dict(type='face_kd'), 'temperature'), (dict(type='ofa'), 'temperature'), (dict(type='fofa'), 'temperature'),
+    (dict(type='civt'), 'conv_temperature'), (dict(type='urfm'), 'irpe_ratio'), (dict(type='rkd'), 'angle_weight'),
+    (dict(type='dkd'), 'alpha'), (dict(type='fofa'), 'reg_weight'), (dict(type='ofa'), 'final_weight'),
+])
+def test_a_string_where_a_number_belongs_is_a_type_error_naming_the_key(cfg, key):
+    from kdzoo.registry import DISTILLERS
+    with pytest.raises(TypeError, match=f"{cfg['type']}: {key} must be a number >=? ?0, got 'hot' \\(str\\)"):
+        DISTILLERS.build(dict(cfg, **{key: 'hot'}))
+
+
+def test_no_distiller_compares_a_temperature_by_hand():
+    import glob
+    for path in glob.glob(osp.join(ROOT, 'kdzoo', 'distillers', '*.py')):
+        assert 'must be > 0' not in open(path).read(), f'{path}: use kdzoo.utils.checks.positive'

@@ -2,6 +2,7 @@
 import torch.nn as nn
 
 from kdzoo.engine.schedules import build_schedule
+from kdzoo.utils.checks import non_negative
 
 
 class BaseDistiller(nn.Module):
@@ -32,9 +33,7 @@ class BaseDistiller(nn.Module):
 
     def __init__(self, loss_weight=1.0, schedule=None, teacher=None):
         super().__init__()
-        if not isinstance(loss_weight, (int, float)) or loss_weight < 0:
-            raise ValueError(f"{type(self).__name__}: loss_weight must be a number >= 0, got {loss_weight!r}")
-        self.loss_weight = float(loss_weight)
+        self.loss_weight = non_negative(type(self).__name__, 'loss_weight', loss_weight)
         self.schedule = build_schedule(schedule)
         self.teacher = teacher
 

@@ -1,5 +1,5 @@
 """CivT / Co-advise: Ren et al., "Co-advise: Cross Inductive Bias Distillation", CVPR 2022
-(method_specs §8.3, §11.33): the two-teacher loss of Eq. 5.
+(docs/methods/civt.md): the two-teacher loss of Eq. 5.
 
     L = λ0·CE(z_cls, y) + λ1·τ1²·KL(σ(z_t1/τ1) ‖ σ(z_conv/τ1)) + λ2·τ2²·KL(σ(z_t2/τ2) ‖ σ(z_inv/τ2))
 
@@ -11,7 +11,7 @@ in the code's recipe when mixup is off). This distiller returns the two KD terms
 ``loss_civt_inv``, each also scaled by ``loss_weight`` and the schedule.
 
 Eq. 5 writes one z_s in every term and the KL arguments reversed; as §4.6 of the paper and the code make
-clear (§11.33), each token learns from its own teacher through its own head, with the standard
+clear (docs/methods/civt.md), each token learns from its own teacher through its own head, with the standard
 teacher-to-student KL (student log-probabilities, teacher probabilities, summed over classes, averaged
 over the batch). Defaults λ1 = λ2 = 1, τ1 = τ2 = 1 (paper and code).
 
@@ -20,6 +20,7 @@ The distiller reads the ``logits`` of both teachers and the student's final-norm
 """
 from kdzoo.adapters.civt_tokens import TOKENS, CivTTokens, find_class_token_vit
 from kdzoo.registry import DISTILLERS
+from kdzoo.utils.checks import non_negative, positive
 from .base import BaseDistiller
 from .kd import kd_loss
 
@@ -71,13 +72,10 @@ class CivT(BaseDistiller):
         # specs to build(), which needs none.
         super().__init__(loss_weight=loss_weight, schedule=schedule, teacher=conv_teacher)
         self.teacher_names = {'conv': conv_teacher, 'inv': inv_teacher}
-        self.weights = {'conv': float(conv_weight), 'inv': float(inv_weight)}
-        self.temperatures = {'conv': float(conv_temperature), 'inv': float(inv_temperature)}
-        for token in TOKENS:
-            if self.weights[token] < 0:
-                raise ValueError(f"civt: {token}_weight must be >= 0, got {self.weights[token]}")
-            if self.temperatures[token] <= 0:
-                raise ValueError(f"civt: {token}_temperature must be > 0, got {self.temperatures[token]}")
+        self.weights = {'conv': non_negative('civt', 'conv_weight', conv_weight),
+                        'inv': non_negative('civt', 'inv_weight', inv_weight)}
+        self.temperatures = {'conv': positive('civt', 'conv_temperature', conv_temperature),
+                             'inv': positive('civt', 'inv_temperature', inv_temperature)}
         self._bound_adapter = ()       # (CivTTokens,) once bound: a reference, its parameters are the model's
 
     def bind(self, teacher_names, adapters=(), models=None):

@@ -1,4 +1,4 @@
-"""DIST: Huang et al., "Knowledge Distillation from A Stronger Teacher", NeurIPS 2022 (method_specs §9.1).
+"""DIST: Huang et al., "Knowledge Distillation from A Stronger Teacher", NeurIPS 2022 (docs/methods/dist.md).
 
 DIST matches relations instead of probabilities. With Y = softmax(Z / τ) for student and teacher (B×K) and
 d_p(u, v) = 1 − Pearson(u, v), the cosine similarity of the mean-centred vectors (eps 1e-8 added to the
@@ -9,7 +9,7 @@ product of norms, as in the reference code ``hunto/DIST_KD``):
 
 Returned as ``loss_dist_inter`` = β·τ²·L_inter and ``loss_dist_intra`` = γ·τ²·L_intra; the hard-label CE
 is DistillModel's task loss. Defaults β = γ = 1, τ = 1 (ImageNet and the OFA/PAT heterogeneous code); use
-``temperature=4`` for homogeneous CIFAR-100 benchmarks (the authors' "dist_t4" setting, §11.36).
+``temperature=4`` for homogeneous CIFAR-100 benchmarks (the authors' "dist_t4" setting, docs/methods/dist.md).
 Because softmax ignores a per-sample constant added to the logits, so does the loss; the inter-class term is
 moreover invariant to any per-sample positive affine map of the probabilities.
 """
@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from kdzoo.registry import DISTILLERS
+from kdzoo.utils.checks import non_negative, positive
 from .base import BaseDistiller
 
 PEARSON_EPS = 1e-8
@@ -61,11 +62,8 @@ class DIST(BaseDistiller):
 
     def __init__(self, beta=1.0, gamma=1.0, temperature=1.0, **kwargs):
         super().__init__(**kwargs)
-        if temperature <= 0:
-            raise ValueError(f"dist: temperature must be > 0, got {temperature}")
-        if beta < 0 or gamma < 0:
-            raise ValueError(f"dist: beta and gamma must be >= 0, got {beta}, {gamma}")
-        self.beta, self.gamma, self.temperature = float(beta), float(gamma), float(temperature)
+        self.temperature = positive('dist', 'temperature', temperature)
+        self.beta, self.gamma = non_negative('dist', 'beta', beta), non_negative('dist', 'gamma', gamma)
 
     def compute_losses(self, student, teacher, labels):
         inter, intra = dist_losses(student['logits'].data, teacher['logits'].data,

@@ -1,4 +1,4 @@
-"""DKD: Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022 (method_specs §3).
+"""DKD: Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022 (docs/methods/dkd.md).
 
 KD = TCKD + (1 − p_t^T)·NCKD; DKD weights the parts independently:
 L = T² · (α·TCKD + β·NCKD), averaged over the batch. TCKD is the KL between the binary distributions
@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from kdzoo.registry import DISTILLERS
+from kdzoo.utils.checks import non_negative, positive
 from .base import BaseDistiller
 
 MASK_MAGNITUDE = 1000.0
@@ -43,11 +44,8 @@ class DKD(BaseDistiller):
 
     def __init__(self, alpha=1.0, beta=2.0, temperature=1.0, **kwargs):
         super().__init__(**kwargs)
-        if temperature <= 0:
-            raise ValueError(f"dkd: temperature must be > 0, got {temperature}")
-        if alpha < 0 or beta < 0:
-            raise ValueError(f"dkd: alpha and beta must be >= 0, got {alpha}, {beta}")
-        self.alpha, self.beta, self.temperature = float(alpha), float(beta), float(temperature)
+        self.temperature = positive('dkd', 'temperature', temperature)
+        self.alpha, self.beta = non_negative('dkd', 'alpha', alpha), non_negative('dkd', 'beta', beta)
 
     def compute_losses(self, student, teacher, labels):
         return {'loss_dkd': dkd_loss(student['logits'].data, teacher['logits'].data, labels,

@@ -16,6 +16,7 @@ part of the centres; this distiller refuses it (use ``ArcFaceHead`` or Partial F
 """
 from kdzoo.models.face.heads import PartialFC, normalized_cosine
 from kdzoo.registry import DISTILLERS
+from kdzoo.utils.checks import positive
 from .base import BaseDistiller
 from .kd import kd_loss
 
@@ -46,9 +47,7 @@ class FaceKD(BaseDistiller):
 
     def __init__(self, temperature=1.0, scale=None, **kwargs):
         super().__init__(**kwargs)
-        if temperature <= 0:
-            raise ValueError(f"face_kd: temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
+        self.temperature = positive('face_kd', 'temperature', temperature)
         self.scale = scale
         self._heads = None
 

@@ -1,13 +1,13 @@
 """FOFA — "Feature-based One-For-All" heterogeneous distillation, published as PAT ("Perspective-Aware
-Teaching", arXiv 2501.08885); method_specs §7 and §11.24–11.30. Registered as ``fofa`` and ``pat``.
+Teaching", arXiv 2501.08885); docs/methods/fofa.md. Registered as ``fofa`` and ``pat``.
 
-Student side — RAA, Region-Aware Attention (§7.1):
+Student side — RAA, Region-Aware Attention (docs/methods/fofa.md):
 
 1. Each student stage k (a map, or tokens read on their patch grid without prefix tokens) is patchified to
    M/4 = g×g tokens of width ``dim``: patch p_k = ⌈H_k / g⌉ per axis, nearest-upsampling to g·p_k first when
    the map is smaller, then a conv with kernel = stride = p_k (bias, no norm).
 2. The stages' tokens are concatenated (stage order) to X ∈ R^{B×M×dim}.
-3. One attention op, no residual, MLP or output projection (§11.27): Q = Linear_q(LN(X)),
+3. One attention op, no residual, MLP or output projection (docs/methods/fofa.md): Q = Linear_q(LN(X)),
    K, V = Linear_kv(LN(X)) with one shared LayerNorm; a fixed sinusoidal encoding of the M token positions is
    added to Q and K; ``heads`` heads, scale (dim / heads)^−½, no dropout.
 4. The output is split back into the stages' M/4-token chunks.
@@ -17,26 +17,26 @@ Student side — RAA, Region-Aware Attention (§7.1):
    bias-free 1×1 conv dim → C_t. Patch-embed convs and projectors: Kaiming-normal convs, trunc-normal(0.02)
    Linear (FitNet's :func:`~kdzoo.distillers.fitnet.init_connector_weights`).
 
-Feature loss (§7.2): L_feat = Σ_k HCL(Â_s^k, F_t^k) with ReviewKD's hierarchical context loss (§9.2): MSE at
+Feature loss (docs/methods/fofa.md): L_feat = Σ_k HCL(Â_s^k, F_t^k) with ReviewKD's hierarchical context loss (HCL): MSE at
 full resolution plus MSE of 4×4, 2×2, 1×1 average pools (levels smaller than the map only) weighted ½, ¼, ⅛
 in the order they exist, divided by 1 + Σw. Token stages are compared as maps on their grid, the teacher's CLS
-removed. The teacher features come from the AFP-prompted teacher and are *not* detached (§11.30), so the
+removed. The teacher features come from the AFP-prompted teacher and are *not* detached (docs/methods/fofa.md), so the
 feature loss also trains the prompts.
 
-Teacher side — AFP (§7.3): the :class:`~kdzoo.adapters.afp.AFP` adapter on the same teacher, found at bind
+Teacher side — AFP (docs/methods/fofa.md): the :class:`~kdzoo.adapters.afp.AFP` adapter on the same teacher, found at bind
 time. After computing its losses (in training mode) the distiller hands it Δ^k = aligned student − prompted
 teacher per stage, detached, for the next iteration.
 
-Total (§7.4, code form): L = CE (DistillModel's task loss) + w_kd·T²·KL(p^t ‖ p^s) + w_feat·L_feat
+Total (docs/methods/fofa.md, code form): L = CE (DistillModel's task loss) + w_kd·T²·KL(p^t ‖ p^s) + w_feat·L_feat
 + w_reg·KL(softmax(z^t) ‖ softmax(z^{t,AFP})). KD uses the *un-prompted* teacher, which this distiller runs
 itself under ``torch.no_grad()`` with the adapter's prompts disabled; the regulariser (T = 1) keeps the
-prompted teacher's predictions close to it (§11.24).
+prompted teacher's predictions close to it (docs/methods/fofa.md).
 
 Defaults [code]: M = 64 (the paper uses 144 on ImageNet / COCO), dim = 512, 8 heads, stages 1–4, T = 1,
-every weight 1. M / (number of stages) must be a perfect square; other M are rejected (§11.25). Loss names:
+every weight 1. M / (number of stages) must be a perfect square; other M are rejected (docs/methods/fofa.md). Loss names:
 ``loss_fofa_kd``, ``loss_fofa_feat``, ``loss_fofa_reg``.
 
-``code_exact=True`` reproduces the four bugs of the official code (§7.4 pitfalls, §11.26), on both sides:
+``code_exact=True`` reproduces the four bugs of the official code (docs/methods/fofa.md, 'Official code and kdzoo switches'), on both sides:
 the positional encoding is indexed by the *batch* position and broadcast over tokens; a token stage whose
 length is not a square loses its *last* token as "CLS" (a timm ViT's real CLS stays in); AFP's SE blocks
 return only their gate; AFP turns a token teacher's prompted map back into tokens with a plain
@@ -56,6 +56,7 @@ import torch.nn.functional as F
 
 from kdzoo.adapters.afp import AFP
 from kdzoo.registry import DISTILLERS
+from kdzoo.utils.checks import non_negative, positive
 from kdzoo.taps.feature import to_map, to_tokens
 from kdzoo.taps.recorder import unwrap
 from .base import BaseDistiller, shape_error
@@ -67,7 +68,7 @@ REGULARISER_TEMPERATURE = 1.0
 
 
 def hcl_loss(student_map, teacher_map):
-    """ReviewKD's hierarchical context loss between two (B, C, H, W) maps of equal shape (§9.2)."""
+    """ReviewKD's hierarchical context loss between two (B, C, H, W) maps of equal shape (docs/methods/fofa.md)."""
     loss = F.mse_loss(student_map, teacher_map)
     weight = total = 1.0
     for level in HCL_LEVELS:
@@ -128,7 +129,7 @@ def stage_as_map(feature, code_exact):
 
 # ------------------------------------------------------------------------------------------------- RAA
 class StagePatchEmbed(nn.Module):
-    """One student stage map → side×side tokens of width ``dim`` (§7.1 step 1)."""
+    """One student stage map → side×side tokens of width ``dim`` (docs/methods/fofa.md step 1)."""
 
     def __init__(self, in_chans, grid, side, dim):
         super().__init__()
@@ -267,12 +268,11 @@ class FOFA(BaseDistiller):
                              f"per-stage token grid), got num_queries={num_queries}")
         if dim % num_heads or dim % 2:
             raise ValueError(f"fofa: dim must be even and divisible by num_heads, got {dim} / {num_heads}")
-        if temperature <= 0:
-            raise ValueError(f"fofa: temperature must be > 0, got {temperature}")
+        positive('fofa', 'temperature', temperature)
         if teacher_kind not in (None,) + LAYOUT_KINDS:
             raise ValueError(f"fofa: teacher_kind must be one of {LAYOUT_KINDS} or None, got {teacher_kind!r}")
-        if any(w < 0 for w in weights):
-            raise ValueError(f"fofa: kd_weight, feat_weight and reg_weight must be >= 0, got {list(weights)}")
+        for name, weight in zip(('kd_weight', 'feat_weight', 'reg_weight'), weights):
+            non_negative('fofa', name, weight)
 
     # ------------------------------------------------------------------ set-up
     def bind(self, teacher_names, adapters=(), models=None):

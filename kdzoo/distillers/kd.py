@@ -1,13 +1,14 @@
 """KD: Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network" (2015).
 
 L_kd = T² · KL(softmax(z_t / T) ‖ softmax(z_s / T)), summed over classes, averaged over the batch.
-The T² keeps the soft term's gradient scale independent of T (method_specs §1). The hard-label CE is
+The T² keeps the soft term's gradient scale independent of T (docs/methods/kd.md). The hard-label CE is
 DistillModel's task loss (``task_loss_weight``). Defaults follow the heterogeneous OFA/PAT benchmarks:
 T = 1, weight 1; mdistiller's CIFAR-100 setting is T = 4 with loss_weight 0.9 and task_loss_weight 0.1.
 """
 import torch.nn.functional as F
 
 from kdzoo.registry import DISTILLERS
+from kdzoo.utils.checks import positive
 from .base import BaseDistiller
 
 
@@ -26,9 +27,7 @@ class KD(BaseDistiller):
 
     def __init__(self, temperature=1.0, **kwargs):
         super().__init__(**kwargs)
-        if temperature <= 0:
-            raise ValueError(f"kd: temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
+        self.temperature = positive('kd', 'temperature', temperature)
 
     def compute_losses(self, student, teacher, labels):
         return {'loss_kd': kd_loss(student['logits'].data, teacher['logits'].data, self.temperature)}

@@ -1,9 +1,9 @@
 """OFA-KD: Hao et al., "One-for-All: Bridge the Gap Between Heterogeneous Architectures in Knowledge
-Distillation", NeurIPS 2023 (method_specs §4).
+Distillation", NeurIPS 2023 (docs/methods/ofa.md).
 
 Every chosen student stage gets an exit branch that projects its feature into the logit space; each exit
 and the student's own logits are supervised by the teacher's final logits with the OFA loss (the official
-code form, §11.9):
+code form, docs/methods/ofa.md):
 
     L_OFA(z) = mean_batch[ −Σ_c ((p^t_c + e_c)^ε − e_c) · log p^s_c ],  p = softmax(z / T), e = one-hot(y).
 
@@ -11,7 +11,7 @@ code form, §11.9):
 as in the code). ``modulate_nontarget=False`` is the paper-only form: the target weight is (1 + p^t_y)^ε − 1 and the
 non-target weights stay p^t_c. No teacher intermediate feature is used.
 
-Exit branches (§4), chosen by the student stage's family:
+Exit branches (docs/methods/ofa.md), chosen by the student stage's family:
 
 * CNN (maps C_k×H_k×W_k): stage k < 4 gets (4 − k) SepConv blocks, each halving the size and doubling the
   width, the last one ending at d* = max(d_s, d_t) (the larger pre-logit width); stage 4 a 1×1 conv to d*.
@@ -20,14 +20,14 @@ Exit branches (§4), chosen by the student stage's family:
   LayerNorm, bias-free Linear; the first maps to d_s) shrink the g×g grid; GELU follows the first merge
   and every later one but the last (the code's layout: a single merge, as on the 14×14 grid of a ViT/DeiT
   at patch 16 and 224 px, is followed by GELU); prefix tokens are re-attached; max(4 − k, 1) timm ViT
-  blocks (dim d_s, 4 heads); readout of the CLS token (the first prefix token only, §11.11) or of the
+  blocks (dim d_s, 4 heads); readout of the CLS token (the first prefix token only, docs/methods/ofa.md) or of the
   token mean; Linear(d_s → num_classes).
 
 Init as in the code: convs Kaiming-normal (fan_out), BN 1 / 0, Linear trunc-normal(0.02) with zero bias.
 
-Defaults (OFA code, §4): stages 1–4, T = 1, every weight 1, ε = 1.0 (CIFAR-100; the ImageNet DeiT-T →
+Defaults (OFA code, docs/methods/ofa.md): stages 1–4, T = 1, every weight 1, ε = 1.0 (CIFAR-100; the ImageNet DeiT-T →
 ResNet-18 command uses 1.5). ``eps`` may be a list of len(stages) + 1 values, the last for the final
-logits (§11.10). The separate CE (with label smoothing 0.1 in the benchmarks) is DistillModel's task loss.
+logits (docs/methods/ofa.md). The separate CE (with label smoothing 0.1 in the benchmarks) is DistillModel's task loss.
 Branches are submodules of this distiller: ``sum(p.numel() for p in distiller.parameters())`` is the
 "extra params" figure.
 
@@ -44,6 +44,7 @@ from timm.models.swin_transformer import PatchMerging
 from timm.models.vision_transformer import Block
 
 from kdzoo.registry import DISTILLERS
+from kdzoo.utils.checks import non_negative, positive
 from .base import BaseDistiller, shape_error
 from .fitnet import init_connector_weights
 
@@ -206,10 +207,8 @@ class OFA(BaseDistiller):
                 not all(1 <= k <= LAST_STAGE for k in self.stages):
             raise ValueError(f"ofa: stages must be distinct values in 1..{LAST_STAGE}, got {list(stages)}")
         self.eps = self._per_exit_eps(eps)
-        if temperature <= 0:
-            raise ValueError(f"ofa: temperature must be > 0, got {temperature}")
-        if final_weight < 0:
-            raise ValueError(f"ofa: final_weight must be >= 0, got {final_weight}")
+        positive('ofa', 'temperature', temperature)
+        non_negative('ofa', 'final_weight', final_weight)
         if student_family not in (None,) + FAMILIES:
             raise ValueError(f"ofa: student_family must be one of {FAMILIES} or None, got {student_family!r}")
         self.temperature = float(temperature)
@@ -229,9 +228,7 @@ class OFA(BaseDistiller):
         if len(values) != len(self.stages) + 1:
             raise ValueError(f"ofa: eps must be one number or {len(self.stages) + 1} values (one per stage "
                              f"and one for the final logits), got {eps!r}")
-        if any(value <= 0 for value in values):
-            raise ValueError(f"ofa: eps values must be > 0, got {eps!r}")
-        return [float(value) for value in values]
+        return [positive('ofa', f'eps[{i}]', value) for i, value in enumerate(values)]
 
     def _check_classes(self, student_specs, teacher_specs):
         student_logits, teacher_logits = student_specs['logits'], teacher_specs['logits']

@@ -1,4 +1,4 @@
-"""RKD: Park et al., "Relational Knowledge Distillation", CVPR 2019 (method_specs §9.3).
+"""RKD: Park et al., "Relational Knowledge Distillation", CVPR 2019 (docs/methods/rkd.md).
 
 RKD transfers the geometry of a batch of embeddings (B×d; student and teacher widths may differ, no
 projector is needed):
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from kdzoo.registry import DISTILLERS
+from kdzoo.utils.checks import non_negative, positive
 from .base import BaseDistiller, shape_error
 
 DISTANCE_EPS = 1e-12
@@ -82,10 +83,8 @@ class RKD(BaseDistiller):
     def __init__(self, distance_weight=25.0, angle_weight=50.0, student_tap='pre_logits',
                  teacher_tap='pre_logits', **kwargs):
         super().__init__(**kwargs)
-        if distance_weight < 0 or angle_weight < 0:
-            raise ValueError(f"rkd: distance_weight and angle_weight must be >= 0, got {distance_weight}, "
-                             f"{angle_weight}")
-        self.distance_weight, self.angle_weight = float(distance_weight), float(angle_weight)
+        self.distance_weight = non_negative('rkd', 'distance_weight', distance_weight)
+        self.angle_weight = non_negative('rkd', 'angle_weight', angle_weight)
         self.student_tap, self.teacher_tap = student_tap, teacher_tap
         self.student_taps, self.teacher_taps = (student_tap,), (teacher_tap,)
 

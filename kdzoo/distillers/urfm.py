@@ -1,15 +1,14 @@
 """URFM — Unified Receptive Fields Mapping, the distiller of Zhao et al. (with the APT teacher adapter).
 
 Paper: Zhao, Zhu, He, Zhang, Lei, "Cross-Architecture Distillation for Face Recognition", ACM MM 2023
-(arXiv 2306.14662); method_specs §6.1 (inputs), §6.3 (URFM), §6.4 (losses), §6.5 (collapse guards), §6.6,
-and the open questions §11.19–11.23. The paper publishes no code; every shape and constant not tagged
-[paper] below is [PROPOSED] by the spec.
+(arXiv 2306.14662); docs/methods/urfm.md (inputs, URFM, losses, collapse guards and the open choices). The paper publishes no
+code; every shape and constant not tagged [paper] below is [PROPOSED] by kdzoo.
 
-Inputs (§6.1): the student's last conv map (tap ``stage4``: MobileFaceNet ``conv_sep`` / IResNet ``layer4``,
+Inputs (docs/methods/urfm.md): the student's last conv map (tap ``stage4``: MobileFaceNet ``conv_sep`` / IResNet ``layer4``,
 512×7×7 → 49 tokens) and the teacher's last-stage tokens f^T = [x̂_K, p̂_K] (tap ``stage4``, plus the prompt
 outputs of that layer from the teacher's :class:`~kdzoo.adapters.APT` adapter, when it prompted) [paper].
 
-URFM (§6.3) maps each side onto L learnable local centers with a cross-attention whose queries carry the
+URFM (docs/methods/urfm.md) maps each side onto L learnable local centers with a cross-attention whose queries carry the
 facial positional encoding [paper]:
 
     f'  = LayerNorm(W_branch · f / max|f|)                  input projection to d, per branch
@@ -17,32 +16,32 @@ facial positional encoding [paper]:
     h_i = W_o Σ_j softmax_j(q_i (f'_j W_k)ᵀ / √d_h) f'_j W_v   multi-head; W_k, W_v, W_o per branch
 
 * L = 49 centers on a 7×7 grid over the 112×112 face, d = 512, 8 heads, centers trunc-normal(0.02) [PROPOSED].
-* Input projection (§6.3.1 "Linear + LayerNorm") [PROPOSED numerics]: the Linear has no bias and each token is
+* Input projection (docs/methods/urfm.md "Linear + LayerNorm") [PROPOSED numerics]: the Linear has no bias and each token is
   first divided by its largest absolute entry (detached). LayerNorm is scale-invariant, so this equals
   LayerNorm(W f) up to LayerNorm's ε, but it cannot overflow when a teacher's activations are huge (an
   untrained IResNet-50's layer4 reaches 1e26, whose squares overflow LayerNorm's variance) or under fp16.
 * I is iRPE's piecewise index function (Wu et al., ICCV 2021) with α = r, β = 2r, γ = 8r, r = 1.9
   [PROPOSED ratio]; distances are non-negative, so there are ⌊β⌋ + 1 buckets (4 at r = 1.9) [PROPOSED].
   The encoding is coarse at these defaults: with Euclidean + SD, 40 of the 49 centers share bucket 3 and only
-  buckets 0, 2 and 3 occur (Euclidean alone uses all four); §6.3.4 suggests r = 2.5–3 for finer bins.
+  buckets 0, 2 and 3 occur (Euclidean alone uses all four); docs/methods/urfm.md suggests r = 2.5–3 for finer bins.
 * D = D̃ + γ·D_face (γ = 1 [PROPOSED]): D̃ the Euclidean distance in grid units from center i to the anchor,
   the nose-tip template point [PROPOSED]; pixels map to the grid as u = pixel / (112 / side) − 0.5, so cell
   centers sit at integers and the nose tip lands at (row, col) ≈ (3.98, 3.00). D_face [PROPOSED]:
   ``saliency`` (SD, the default; Euclidean + SD is the paper's best [paper]): side·|S(c_i) − S(anchor)| with
   S(u) = max_k exp(−‖u − l_k‖² / 2σ²), σ = 1 cell; ``relative`` (RD): |min_k ‖c_i − l_k‖ − min_k ‖a − l_k‖|.
 * Landmarks are the fixed 5-point ArcFace template (face_recognition.md §4), since MS1MV2 faces are aligned
-  to it (§11.23) [PROPOSED]. Deviation: the per-image landmark option of §11.23 is not offered (the face
+  to it (docs/methods/urfm.md) [PROPOSED]. Deviation: a per-image landmark option is not offered (the face
   datasets carry no landmarks).
 
-MSA head (§6.3.7, §11.20): one pre-norm Transformer encoder layer (8-head self-attention, MLP ratio 4, GELU)
+MSA head (docs/methods/urfm.md): one pre-norm Transformer encoder layer (8-head self-attention, MLP ratio 4, GELU)
 on h, shared by both branches [PROPOSED]. Its head-averaged softmax attention A ∈ R^{L×L} is "Attn".
 
-Losses (§6.4): ``loss_urfm_attn`` = λ_attn·MSE(A^T, A^S) and ``loss_urfm_feat`` = λ_feat·MSE(MSA(h^T),
+Losses (docs/methods/urfm.md): ``loss_urfm_attn`` = λ_attn·MSE(A^T, A^S) and ``loss_urfm_feat`` = λ_feat·MSE(MSA(h^T),
 MSA(h^S)), λ_attn = λ_feat = 1 [PROPOSED]. Nothing is detached on the teacher side: the losses train the
 prompts through the teacher features [paper intent]. The ArcFace identity loss is the student's task loss
 (``FaceRecognizer.task_loss``), not part of this distiller.
 
-Collapse guards (§6.5, §11.21) [PROPOSED], each switchable:
+Collapse guards (docs/methods/urfm.md) [PROPOSED], each switchable:
 
 * ``teacher_ema``: the teacher branch uses EMA copies (momentum 0.999) of the *shared* weights — centers, W_q,
   bucket table and the MSA layer — that get no gradient; the student branch trains the online weights. The
@@ -67,6 +66,7 @@ from timm.layers import trunc_normal_
 from kdzoo.adapters.apt import APT
 from kdzoo.datasets.face.alignment import ARCFACE_TEMPLATE_112
 from kdzoo.registry import DISTILLERS
+from kdzoo.utils.checks import non_negative, positive
 from kdzoo.taps.recorder import resolve_tap, unwrap
 from .base import BaseDistiller, shape_error
 
@@ -77,7 +77,7 @@ FACE_SIZE = 112
 
 # ---------------------------------------------------------------------------------- facial positional encoding
 def irpe_piecewise_index(distance, ratio=1.9):
-    """iRPE's piecewise index I(x) of non-negative distances, α = r, β = 2r, γ = 8r (§6.3.4).
+    """iRPE's piecewise index I(x) of non-negative distances, α = r, β = 2r, γ = 8r (docs/methods/urfm.md).
 
     I(x) = round(x) for x ≤ α, else min(⌊β⌋, round(α + ln(x/α) / ln(γ/α) · (β − α))); ``round`` is torch's
     (half to even), as in the iRPE code, whose clip to β followed by an integer cast equals the ⌊β⌋ cap.
@@ -118,7 +118,7 @@ def saliency(points, landmarks, sigma):
 
 
 def facial_distance(kind, centers, anchor, landmarks, sigma, side):
-    """D_face of every center to the anchor: ``saliency`` (SD) or ``relative`` (RD), §6.3.5."""
+    """D_face of every center to the anchor: ``saliency`` (SD) or ``relative`` (RD), docs/methods/urfm.md."""
     anchor = anchor.unsqueeze(0)
     if kind == 'saliency':
         return side * (saliency(centers, landmarks, sigma) - saliency(anchor, landmarks, sigma)).abs()
@@ -250,7 +250,7 @@ def buffer_copy(module):
 
 
 def prompt_anchor_loss(prompted, frozen):
-    """1 − cos(e_prompt, e_frozen), averaged over the batch (§6.5 b)."""
+    """1 − cos(e_prompt, e_frozen), averaged over the batch (docs/methods/urfm.md b)."""
     return (1 - F.cosine_similarity(prompted, frozen, dim=1)).mean()
 
 
@@ -317,8 +317,7 @@ class URFM(BaseDistiller):
             raise ValueError(f"urfm: dim must be divisible by num_heads, got {dim} / {num_heads}")
         if facial_pe not in FACIAL_PES:
             raise ValueError(f"urfm: facial_pe must be one of {FACIAL_PES}, got {facial_pe!r}")
-        if irpe_ratio <= 0:
-            raise ValueError(f"urfm: irpe_ratio must be > 0, got {irpe_ratio}")
+        positive('urfm', 'irpe_ratio', irpe_ratio)
         if pe_anchor not in LANDMARK_NAMES:
             raise ValueError(f"urfm: pe_anchor must be one of {LANDMARK_NAMES}, got {pe_anchor!r}")
         if len(landmarks) != len(LANDMARK_NAMES) or any(len(p) != 2 for p in landmarks):
@@ -326,8 +325,8 @@ class URFM(BaseDistiller):
                              f"got {landmarks!r}")
         if not 0 <= ema_momentum < 1:
             raise ValueError(f"urfm: ema_momentum must be in [0, 1), got {ema_momentum}")
-        if any(w < 0 for w in weights):
-            raise ValueError(f"urfm: attn_weight, feat_weight and anchor_weight must be >= 0, got {list(weights)}")
+        for name, weight in zip(('attn_weight', 'feat_weight', 'anchor_weight'), weights):
+            non_negative('urfm', name, weight)
 
     def _positional_encoding(self):
         if self.facial_pe == 'none':

@@ -1,4 +1,4 @@
-"""DIST (method_specs §9.1) and RKD (§9.3): golden values from numpy loops, invariances, gradients, and
+"""DIST (docs/methods/dist.md) and RKD (docs/methods/rkd.md): golden values from numpy loops, invariances, gradients, and
 gradient routing through a DistillModel."""
 import copy
 
@@ -132,7 +132,7 @@ def test_dist_gradcheck():
 def test_dist_rejects_bad_arguments_and_class_mismatch():
     with pytest.raises(ValueError, match='temperature must be > 0'):
         DIST(temperature=0)
-    with pytest.raises(ValueError, match='beta and gamma'):
+    with pytest.raises(ValueError, match='dist: gamma must be >= 0'):
         DIST(gamma=-1)
     with pytest.raises(ValueError, match="DIST: the student has 10 classes and teacher 't' 100"):
         DIST(teacher='t').check_matching_taps({'student': {'logits': FeatureSpec('logits', 'vector', (10,))},
@@ -207,7 +207,7 @@ def test_rkd_rejects_attention_taps_and_negative_weights():
         RKD(teacher_tap='attn:blocks.0.attn').build(
             {'pre_logits': FeatureSpec('pre_logits', 'vector', (16,))},
             {'attn:blocks.0.attn': FeatureSpec('attn:blocks.0.attn', 'attn', (2, 17, 17))})
-    with pytest.raises(ValueError, match='distance_weight and angle_weight'):
+    with pytest.raises(ValueError, match='rkd: angle_weight must be >= 0'):
         DISTILLERS.build(dict(type='rkd', angle_weight=-1))
 
 

@@ -1,4 +1,4 @@
-"""Golden values for KD and DKD, computed here with numpy from method_specs §1 and §3."""
+"""Golden values for KD and DKD, computed here with numpy from docs/methods/kd.md and docs/methods/dkd.md."""
 import numpy as np
 import pytest
 import torch
@@ -62,7 +62,7 @@ def test_dkd_golden(alpha, beta, t):
 
 @pytest.mark.parametrize('i', range(3))
 def test_dkd_with_coupled_weight_equals_kd(i):
-    """KD = TCKD + (1 - p_t^T)·NCKD (method_specs §10.5, tier 0)."""
+    """KD = TCKD + (1 - p_t^T)·NCKD (docs/methods/conventions.md, 'Checks at the smallest scale', tier 0)."""
     zs, zt, y = (x[i:i + 1] for x in tensors())
     t = 2.0
     coupling = 1 - torch.softmax(zt / t, 1)[0, y[0]].item()
@@ -73,7 +73,7 @@ def test_invalid_arguments_are_rejected():
     from kdzoo.registry import DISTILLERS
     with pytest.raises(ValueError, match='temperature must be > 0'):
         DISTILLERS.build(dict(type='kd', temperature=-1))
-    with pytest.raises(ValueError, match='alpha and beta'):
+    with pytest.raises(ValueError, match='dkd: beta must be >= 0'):
         DISTILLERS.build(dict(type='dkd', beta=-2))
     with pytest.raises(KeyError, match="Did you mean 'kd'"):
         DISTILLERS.build(dict(type='kdd'))
