@@ -5,8 +5,8 @@ get the generic checks and the build). Each config is checked twice:
 
 * ``test_config_is_well_formed`` (cheap): model type, dataset and transform types resolve in kdzoo's registries.
   For the FOFA-table configs (``<pair>_<method>.py``) also the teacher / student architectures, the teacher
-  checkpoint placeholder, the distiller types, the recipe, and the header numbers against method_specs §10.1 /
-  §10.2 (read from ../shared/docs/method_specs.md; that part is skipped when the spec is not there).
+  checkpoint placeholder, the distiller types, the recipe, and the header numbers against FOFA Tables 1 and 2
+  (read from docs/methods/fofa.md, 'Paper numbers'; a missing table or row fails).
 * ``test_config_builds_and_runs``: the config's model is built with random weights (teacher checkpoint replaced
   by None) at its real 224×224 input, the config's own train pipeline and data preprocessor turn two random
   images into a batch (mixup / cutmix included for the ViT recipes), and one forward computes the CE and every
@@ -19,8 +19,8 @@ Per recipe (4): the LR of every epoch against timm's schedule, weight decay on 1
 eval pipelines, mixup labels, and the error a missing data folder raises. Also the teacher conversion script of
 configs/README.md.
 
-Distillers that are not registered yet (``DISTILLERS.get(type) is None``) mark their configs' build tests as
-skipped, with the reason; they run as soon as the distiller exists. Whole file: ~2 min on 2 busy CPU cores.
+Every distiller type a config names must be registered: a lost registration fails its configs' tests.
+The build tests are in the slow tier (``pytest -m slow``); the cheap checks run in the default tier.
 """
 import contextlib
 import copy
@@ -45,7 +45,7 @@ from kdzoo.registry import DATASETS, DISTILLERS, HOOKS, MODELS, TRANSFORMS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIRS = ('configs/cifar100', 'configs/imagenet')
-SPEC = osp.join(ROOT, '..', 'shared', 'docs', 'method_specs.md')
+PAPER_TABLES = osp.join(ROOT, 'docs', 'methods', 'fofa.md')
 BATCH = 2
 
 
@@ -75,7 +75,7 @@ TIMM_CLASSES = {'swin_tiny_patch4_window7_224': 'SwinTransformer', 'vit_small_pa
                 'mobilenetv2_100': 'EfficientNet', 'deit_tiny_patch16_224': 'VisionTransformer',
                 'resmlp_12_224': 'MlpMixer', 'resnet50': 'ResNet', 'vit_base_patch16_224': 'VisionTransformer',
                 'deit_small_patch16_224': 'VisionTransformer', 'regnety_006': 'RegNet', 'regnety_040': 'RegNet'}
-# Row labels of method_specs §10.1 (FOFA Table 1) and §10.2 (FOFA Table 2).
+# Row labels of FOFA Table 1 (CIFAR-100) and Table 2 (ImageNet-1K), as docs/methods/fofa.md writes them.
 TABLE_ROWS = {
     'cifar100': {'swin_t-resnet18': 'Swin-T → ResNet18', 'vit_s-resnet18': 'ViT-S → ResNet18',
                  'mixer_b16-resnet18': 'Mixer-B/16 → ResNet18', 'swin_t-mobilenetv2': 'Swin-T → MobileNetV2',
@@ -84,8 +84,8 @@ TABLE_ROWS = {
     'imagenet': {'swin_t-resnet18': 'Swin-T → ResNet18', 'mixer_b16-mobilenetv2': 'Mixer-B/16 → MobileNetV2',
                  'convnext_t-deit_t': 'ConvNeXt-T → DeiT-T', 'swin_t-resmlp_s12': 'Swin-T → ResMLP-S12'},
 }
-TABLE_SECTIONS = {'cifar100': '### 10.1', 'imagenet': '### 10.2'}
-# Recipes of method_specs §0: optimizer, base LR, warm-up epochs and LR, LR at the last epoch (approx.), epochs.
+TABLE_SECTIONS = {'cifar100': '(FOFA Table 1)', 'imagenet': '(FOFA Table 2)'}   # in the '### ' headings
+# Recipes of the OFA code (docs/methods/conventions.md, 'Heterogeneous CIFAR-100 and ImageNet recipes'): optimizer, base LR, warm-up epochs and LR, LR at the last epoch (approx.), epochs.
 RECIPES = {
     ('cifar100', 'cnn'): dict(optimizer='SGD', lr=0.05, warmup=3, warmup_lr=1e-4, final_lr=1e-3, epochs=300,
                               weight_decay=2e-3, clip=None, mixup=False),
@@ -99,7 +99,7 @@ RECIPES = {
 
 
 def timm_lr(recipe, epoch):
-    """timm 0.6.5's per-epoch LR for a §0 recipe: linear warm-up, then cosine over all epochs or x0.1 every 30."""
+    """timm 0.6.5's per-epoch LR for a recipe of RECIPES: linear warm-up, then cosine over all epochs or x0.1 every 30."""
     if epoch < recipe['warmup']:
         return recipe['warmup_lr'] + epoch * (recipe['lr'] - recipe['warmup_lr']) / recipe['warmup']
     if recipe['optimizer'] == 'SGD' and recipe['epochs'] == 100:
@@ -125,15 +125,10 @@ def unregistered(types):
     return sorted(t for t in types if DISTILLERS.get(t) is None)
 
 
-def build_param(path):
-    """A pytest param whose build test is skipped while one of its distillers is not registered."""
-    parsed = parse_name(path)
-    types = [METHOD_TYPES[parsed[2]]] if parsed and parsed[2] in METHOD_TYPES else []
-    missing = unregistered(types)
-    marks = [pytest.mark.skipif(bool(missing), reason=f"distiller type(s) {missing} not registered yet "
-                                f"(kdzoo/distillers/{missing[0] if missing else ''}.py); this test runs once "
-                                f"DISTILLERS.get({missing[0] if missing else ''!r}) finds it")] if missing else []
-    return pytest.param(path, marks=marks, id=path)
+def unregistered_error(path, missing):
+    return LookupError(f"{path} names distiller type(s) {missing} that are not registered: register the "
+                       f"distiller (``@DISTILLERS.register_module()``, imported by ``import kdzoo``) or fix the "
+                       f"config's ``type``")
 
 
 @functools.lru_cache(maxsize=None)
@@ -143,13 +138,13 @@ def load(path):
 
 @functools.lru_cache(maxsize=None)
 def spec_tables():
-    """{dataset: {row label: {column: value}}} parsed from method_specs §10.1 / §10.2, or None without the spec."""
-    if not osp.isfile(SPEC):
-        return None
-    text = open(SPEC, encoding='utf-8').read()
+    """{dataset: {row label: {column: value}}} parsed from FOFA Tables 1 and 2 in docs/methods/fofa.md."""
+    text = open(PAPER_TABLES, encoding='utf-8').read()
     tables = {}
     for dataset, heading in TABLE_SECTIONS.items():
-        section = text.split(heading, 1)[1].split('\n### ', 1)[0]
+        headings = [h for h in text.split('\n### ')[1:] if heading in h.splitlines()[0]]
+        assert len(headings) == 1, f"{PAPER_TABLES} needs one '### ...{heading}' section with the table"
+        section = headings[0]
         rows = [[cell.strip() for cell in line.strip().strip('|').split('|')]
                 for line in section.splitlines() if line.startswith('|')]
         header, body = rows[0], rows[2:]
@@ -253,7 +248,7 @@ def built_group(key):
     """{path: result} for the configs of one group, built as one model carrying all their distillers.
 
     A result is ``dict(model, output, task, losses, indices)`` (``indices``: the config's distillers in the
-    model), ``dict(skipped=[types])`` for a config with an unregistered distiller, or ``dict(error=exception)``.
+    model) or ``dict(error=exception)`` (an unregistered distiller type is an error too).
     If the joint model does not build or run, each config is built alone, so an error lands on its own config.
     """
     paths = [p for p in CONFIGS if group_key(load(p)) == key]
@@ -263,7 +258,7 @@ def built_group(key):
         own = load(path).model.get('distillers') or []
         missing = unregistered([d['type'] for d in own])
         if missing:
-            results[path] = dict(skipped=missing)
+            results[path] = dict(error=unregistered_error(path, missing))
             continue
         indices[path] = list(range(len(distillers), len(distillers) + len(own)))
         distillers += [copy.deepcopy(d) for d in own]
@@ -304,6 +299,8 @@ def test_config_is_well_formed(path):
             assert TRANSFORMS.get(transform['type']) is not None, transform['type']
     for hook in cfg.get('custom_hooks', []):
         assert HOOKS.get(hook['type']) is not None, hook['type']
+    missing = unregistered([d['type'] for d in cfg.model.get('distillers') or []])
+    assert not missing, str(unregistered_error(path, missing))
 
     parsed = parse_name(path)
     if parsed is None:
@@ -317,7 +314,7 @@ def test_config_is_well_formed(path):
         assert cfg[loader].dataset.data_root == f'data/{dataset}'
     assert cfg.model.student.model_name == student_name
     assert cfg.model.student.num_classes == (100 if dataset == 'cifar100' else 1000)
-    if student == 'swin_p':   # method_specs §0: patch 4, window 7, depths (2,2,2,2), heads (2,4,8,16), embed 48
+    if student == 'swin_p':   # docs/methods/conventions.md, 'Stages of heterogeneous pairs': patch 4, window 7, depths (2,2,2,2), heads (2,4,8,16), embed 48
         assert cfg.model.student.embed_dim == 48 and tuple(cfg.model.student.depths) == (2, 2, 2, 2)
         assert tuple(cfg.model.student.num_heads) == (2, 4, 8, 16)
     if method == 'student':
@@ -337,16 +334,13 @@ def test_config_is_well_formed(path):
     assert bool(cfg.model.data_preprocessor.get('batch_augments')) == recipe['mixup']
 
     header = header_comment(path)
-    tables = spec_tables()
-    if tables is None:
-        pytest.skip(f"{SPEC} not found: the header numbers are not checked against method_specs §10")
-    row = tables[dataset][TABLE_ROWS[dataset][pair]]
+    row = spec_tables()[dataset][TABLE_ROWS[dataset][pair]]
     expected = {'student from scratch': row['S'], 'teacher': row['T']}
     if method != 'student':
         expected[METHOD_COLUMNS[method]] = row[METHOD_COLUMNS[method]]
     for label, value in expected.items():
-        assert f'{label} {value}' in header, f"header of {path} lacks '{label} {value}' (method_specs §10)"
-    assert set(re.findall(r'\d+\.\d\d', header)) == set(expected.values()), "a header number not from §10"
+        assert f'{label} {value}' in header, f"header of {path} lacks '{label} {value}' (docs/methods/fofa.md, 'Paper numbers')"
+    assert set(re.findall(r'\d+\.\d\d', header)) == set(expected.values()), "a header number not from FOFA's tables"
 
 
 @functools.lru_cache(maxsize=None)
@@ -362,7 +356,7 @@ def recipe_configs():
 
 @pytest.mark.parametrize('recipe', sorted(RECIPES), ids=lambda r: f'{r[0]}-{r[1]}')
 def test_recipe_schedule(recipe):
-    """LR per epoch follows method_specs §0; no weight decay on 1-D parameters; EMA for the ImageNet ViT recipe."""
+    """LR per epoch follows the OFA code's recipe (docs/methods/conventions.md); no weight decay on 1-D parameters; EMA for the ImageNet ViT recipe."""
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import PARAM_SCHEDULERS
     cfg = load(recipe_configs()[recipe])
@@ -435,12 +429,11 @@ def assert_timm_class(module, model_name):
     assert type(inner).__name__ == TIMM_CLASSES[model_name], (type(inner).__name__, model_name)
 
 
-@pytest.mark.parametrize('path', [build_param(p) for p in CONFIGS])
+@pytest.mark.slow
+@pytest.mark.parametrize('path', CONFIGS)
 def test_config_builds_and_runs(path):
     cfg = load(path)
     result = built_group(group_key(cfg))[path]
-    if 'skipped' in result:
-        pytest.skip(f"distiller type(s) {result['skipped']} not registered yet")
     if 'error' in result:
         raise result['error']
     model = result['model']
@@ -465,13 +458,13 @@ def test_config_builds_and_runs(path):
     parsed = parse_name(path)
     if parsed and parsed[2] == 'student':
         assert len(model.teachers) == 0 and len(model.distillers) == 0
-    if parsed and parsed[2] == 'fitnet':   # stages 1-4, no KD term (method_specs §11.6)
+    if parsed and parsed[2] == 'fitnet':   # stages 1-4, no KD term (docs/methods/fitnet.md, 'Official code and kdzoo switches')
         assert [d['type'] for d in own] == ['fitnet'] and len(own[0]['stages']) == 4
         # Every pair is CNN <-> token model (Swin counted as tokens, as in PAT): PAT's aligners, never the
         # CNN <-> CNN regressor (conv + BN + ReLU) that a Swin read as a map would get.
         from kdzoo.distillers.fitnet import ConvRegressor
         assert not any(isinstance(a, ConvRegressor) for a in model.distillers[indices[0]].aligners.values())
-    if parsed and parsed[1].endswith('mobilenetv2'):   # stage 4 = conv_head + bn2, 1280 channels (§0)
+    if parsed and parsed[1].endswith('mobilenetv2'):   # stage 4 = conv_head + bn2, 1280 channels (docs/methods/conventions.md)
         assert model.student.kdzoo_stages[-1] == 'model.bn2'
     if parsed and parsed[2] == 'ofa' and parsed[1].endswith('swin_p'):   # token branches for the Swin student
         assert model.distillers[indices[0]].student_family == 'token'

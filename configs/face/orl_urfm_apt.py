@@ -1,6 +1,6 @@
-# ORL quick start of URFM + APT (method_specs §6; the MS1MV2 configuration is configs/face/cakd_urfm_apt.py):
+# ORL quick start of URFM + APT (docs/methods/urfm.md; the MS1MV2 configuration is configs/face/cakd_urfm_apt.py):
 # APT prompts (t = 25 per basic layer) on the frozen small face Swin teacher, URFM on its last-stage 7x7 tokens +
-# prompt outputs and the student's 512x7x7 map before GDC, with the defaults of method_specs §6. The teacher is
+# prompt outputs and the student's 512x7x7 map before GDC, with the defaults of docs/methods/urfm.md. The teacher is
 # trained first with configs/face/orl_teacher.py when its checkpoint does not exist yet.
 #   python tools/train.py configs/face/orl_urfm_apt.py
 _base_ = ['./_base_/orl_distill.py']

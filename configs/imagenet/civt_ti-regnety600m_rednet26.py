@@ -1,12 +1,12 @@
 # ImageNet-1K: CivT-Ti (DeiT-Ti geometry + CONV/INV distillation tokens) taught by RegNetY-600MF and RedNet-26
-# (Ren et al., CVPR 2022; method_specs §8). Top-1 (%) reported by the paper (Table 2; not reproduced by kdzoo):
+# (Ren et al., CVPR 2022; docs/methods/civt.md). Top-1 (%) reported by the paper (Table 2; not reproduced by kdzoo):
 #   CivT-Ti 74.9 | DeiT-Ti 72.2 | DeiT-Ti-KD 74.5. Teachers as used by CivT (Table 1): RegNetY-600M 73.5,
 #   RedNet-26 73.0 (record your teachers' accuracy: TeacherEvalHook logs it).
 # Teachers: timm's regnety_006 weights, expected at checkpoints/imagenet/regnety_006.pth, and RedNet-26 weights,
 # expected at checkpoints/imagenet/rednet26.pth (the involution repository's files need their keys renamed with
 # kdzoo.models.involution.checkpoint_filter_fn first). Both paths are placeholders: set
 # model.teachers.cnn.checkpoint / model.teachers.rednet.checkpoint.
-# Defaults of §8.3 / §11.31-32: learnable tokens, CLS-head inference; `civt_tokens` with stem='dual' and
+# Defaults of docs/methods/civt.md: learnable tokens, CLS-head inference; `civt_tokens` with stem='dual' and
 # inference='average' is the official code's variant.
 _base_ = ['./_base_/civt.py']
 model = dict(

@@ -1,8 +1,8 @@
-# ImageNet-1K: ViT-B/16 (teacher) -> ResNet-50 (student), CAKD (Liu et al., ACCV 2022; method_specs §5, §11.12-17).
+# ImageNet-1K: ViT-B/16 (teacher) -> ResNet-50 (student), CAKD (Liu et al., ACCV 2022; docs/methods/cakd.md).
 # Top-1 / top-5 (%) reported by the official re-implementation's README (yufanLIU/CrossArch_KD), not reproduced
 # by kdzoo:  ResNet-50 baseline 73.82 / 91.97 | logits (MSE) 74.48 / 92.29 | CAKD 76.21 / 93.09.
-# The paper's own ImageNet table could not be retrieved (§11.18).
-# Recipe of the code's run script (§5): 120 epochs, 8 GPUs x batch 32, SGD LR 0.1 momentum 0.9, WD 2e-5 (none on
+# The paper's own ImageNet table could not be retrieved (docs/methods/cakd.md).
+# Recipe of the code's run script (docs/methods/cakd.md): 120 epochs, 8 GPUs x batch 32, SGD LR 0.1 momentum 0.9, WD 2e-5 (none on
 # norm layers), 5 linear warm-up epochs from 0.01 x LR, then x0.1 every 30 epochs, label smoothing 0.1; the
 # discriminator runs SGD at 0.01 x the student LR with the same schedule. Distillation weight: 0 until epoch 25,
 # linear ramp, capped at 0.2 from epoch 35 (the CAKD distiller's defaults). Deviations from that script: the

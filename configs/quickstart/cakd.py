@@ -1,4 +1,4 @@
-# CAKD (Liu et al., ACCV 2022; method_specs 5): partially-cross-attention and group-wise linear projectors
+# CAKD (Liu et al., ACCV 2022; docs/methods/cakd.md): partially-cross-attention and group-wise linear projectors
 # on the CNN's stage-1 map, the stage whose 8x8 grid equals the ViT's patch grid (ResNet-50 at 224 uses
 # stage 3 for ViT-B/16's 14x14), plus a PatchGAN on the attention maps trained by its own optimiser at
 # 0.01x the LR. The code's ramp (off until epoch 26, full from 36) is squeezed into the 6 quick-start

@@ -1,7 +1,7 @@
-# CivT / Co-advise (Ren et al. 2022, method_specs §8): a CNN teacher (ResNet-10-T) and an involution teacher
+# CivT / Co-advise (Ren et al. 2022, docs/methods/civt.md): a CNN teacher (ResNet-10-T) and an involution teacher
 # (RedNet-26) -> a small class-token ViT student with CONV and INV distillation tokens, on embedded MNIST.
 # Eq. 5 with the paper's defaults: CE on the CLS head, KL at T = 1 from each teacher to its own token's head,
-# all weights 1; learnable tokens and CLS-head inference (§11.31, §11.32). Both teachers are trained first
+# all weights 1; learnable tokens and CLS-head inference (docs/methods/civt.md). Both teachers are trained first
 # by tools/train.py when their checkpoints do not exist yet (cnn_teacher.py, rednet_teacher.py; the model
 # dicts below must match theirs). Variants: adapters=[dict(type='civt_tokens', stem='dual',
 # inference='average')] for the official code's stems and averaged heads.

@@ -1,6 +1,6 @@
-# FOFA / PAT (method_specs §7): ViT teacher -> CNN student on embedded MNIST. RAA (M = 64 queries) blends the
+# FOFA / PAT (docs/methods/fofa.md): ViT teacher -> CNN student on embedded MNIST. RAA (M = 64 queries) blends the
 # four CNN stages and regresses the AFP-prompted ViT stages with HCL; KD at T = 1 from the un-prompted ViT; the
-# KL regulariser keeps the prompted ViT's predictions close to the bare one's; all weights 1 (§7.4, code
+# KL regulariser keeps the prompted ViT's predictions close to the bare one's; all weights 1 (docs/methods/fofa.md, code
 # defaults). The AFP adapter prompts the ViT's stage inputs (before blocks 0, 1, 2 and 5 of its 6) with the
 # previous step's student-minus-teacher feedback, so the train loader keeps drop_last=True (the MNIST base).
 # Quick-start scale: RAA width 128 instead of 512, and 2 epochs, because every step runs the teacher twice and

@@ -1,4 +1,4 @@
-# Trains the involution teacher of the CivT quick start (RedNet-26, method_specs §8.5, one input channel) on
+# Trains the involution teacher of the CivT quick start (RedNet-26, docs/methods/civt.md, 'Involution and RedNet', one input channel) on
 # the embedded MNIST split. configs/quickstart/civt.py runs this first when
 # work_dirs/quickstart/rednet_teacher.safetensors does not exist. RedNet-26 is the smallest RedNet and
 # ~10x slower per step than the CNN teacher on a CPU (unfold-based involution), hence one epoch.

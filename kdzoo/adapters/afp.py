@@ -1,10 +1,10 @@
-"""AFP — Adaptive Feedback Prompts, the teacher side of FOFA / PAT (method_specs §7.3, §11.28–11.30).
+"""AFP — Adaptive Feedback Prompts, the teacher side of FOFA / PAT (docs/methods/fofa.md).
 
 One AFP block sits at the input of every teacher stage (stages 1–4 by default [paper + code]). Stage k's
 input is the output of stage k − 1, so the blocks run as forward pre-hooks on the modules that consume those
 outputs: the first stage module, then the module registered right after stage k − 1 in the same parent.
 Under kdzoo's stage convention (:mod:`kdzoo.taps.stages`) that is before blocks 0, 2, 4 and 10 of a
-12-block ViT / Mixer, before layer1–4 of a ResNet and before each stage of Swin / ConvNeXt (§11.28). When
+12-block ViT / Mixer, before layer1–4 of a ResNet and before each stage of Swin / ConvNeXt (docs/methods/fofa.md). When
 the teacher is first run (DistillModel probes it), the adapter records every stage input and checks that it
 is the very tensor the previous stage returned; ``insert_before`` names the modules explicitly instead.
 
@@ -18,9 +18,9 @@ tokens are set aside and re-attached unchanged at their position) together with 
 * prompt (Pro-tuning): Conv1×1 (groups 4) → depthwise Conv5×5 → Conv1×1 → SE(16) → Conv1×1 (groups 4).
 * β: one learnable scalar per block, 0 at start, so the teacher is initially unchanged.
 * align: identity when Δ^k already has the stage input's shape (ViT, Mixer), else nearest resize + BN +
-  bias-free 1×1 conv, Kaiming-normal init (§7.3, the map → map projector of the code).
+  bias-free 1×1 conv, Kaiming-normal init (docs/methods/fofa.md, the map → map projector of the code).
 
-Feedback (§7.3, §11.29): Δ^k = aligned student − prompted teacher at stage k's output, detached, from the
+Feedback (docs/methods/fofa.md): Δ^k = aligned student − prompted teacher at stage k's output, detached, from the
 *previous* training iteration (a different mini-batch, as the paper intends). FOFA computes it and hands it
 over with :meth:`AFP.set_feedback`. It lives in one buffer per stage (``blocks.stage<k>.feedback``), so it is
 saved in and resumed from checkpoints. Without feedback (first step, after :meth:`clear_feedback`, or a batch
@@ -33,7 +33,7 @@ Prompts act only while the adapter is in training mode; in eval mode and inside 
 the teacher runs bare (FOFA's un-prompted pass, teacher evaluation). The teacher backbone stays frozen; the
 AFP parameters live in this adapter, and the teacher's own state-dict keys are untouched (hooks only).
 
-``code_exact`` (set by the FOFA distiller that feeds this adapter, §11.26) reproduces three of the official
+``code_exact`` (set by the FOFA distiller that feeds this adapter, docs/methods/fofa.md) reproduces three of the official
 code's bugs: the SE block returns only its sigmoid gate (so each branch emits a per-channel vector that is
 broadcast-added); a token input whose length is not a square loses its *last* token as "CLS" (which is
 re-attached at the end), so a timm ViT's real CLS token enters the map; and the prompted (B, C, h, w) map

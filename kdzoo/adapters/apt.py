@@ -1,8 +1,8 @@
 """APT — Adaptable Prompting Teacher: learnable prompt tokens inside a frozen Swin or ViT teacher.
 
 Paper: Zhao, Zhu, He, Zhang, Lei, "Cross-Architecture Distillation for Face Recognition", ACM MM 2023
-(arXiv 2306.14662); method_specs §6.2 (APT), §6.6 (what trains) and §11.22 (APT mechanics in Swin). The paper
-publishes no code: the mechanics below follow VPT's Swin variant and are [PROPOSED] where §6.2 says so.
+(arXiv 2306.14662); docs/methods/urfm.md (APT, what trains, the window mechanics). The paper
+publishes no code: the mechanics below follow VPT's Swin variant and are [PROPOSED] where docs/methods/urfm.md says so.
 
 Swin teacher (every timm ``SwinTransformerStage``, i.e. every "basic layer" i of width d_i):
 
@@ -16,7 +16,7 @@ Swin teacher (every timm ``SwinTransformerStage``, i.e. every "basic layer" i of
 4. At the end of layer i the prompt outputs are kept aside (:meth:`APT.last_prompt_outputs`) and dropped:
    the next layer's patch merging sees exactly the patch tokens [paper: "ignored in patch merging"].
 
-ViT teacher (timm ``vision_transformer.Block``, e.g. kdzoo's FaceViT) [PROPOSED, §6.2]: VPT-deep. Fresh
+ViT teacher (timm ``vision_transformer.Block``, e.g. kdzoo's FaceViT) [PROPOSED, docs/methods/urfm.md]: VPT-deep. Fresh
 prompts are inserted after the prefix (class) tokens before every block and removed after it; the removed
 outputs are kept aside per block.
 
@@ -35,7 +35,7 @@ Prompts act only while the adapter is in training mode; in eval mode and inside 
 the teacher runs exactly as the bare teacher (same modules, same code). The prompts are the adapter's only
 parameters; the teacher stays frozen (DistillModel runs it with autograd because this adapter trains).
 
-Initialisation [PROPOSED, §6.2]: VPT's uniform U(−v, v), v = √(6 / (3·patch² + d_i)), the patch size read from
+Initialisation [PROPOSED, docs/methods/urfm.md]: VPT's uniform U(−v, v), v = √(6 / (3·patch² + d_i)), the patch size read from
 the teacher's ``patch_embed.proj`` convolution; ``init='trunc_normal'`` uses trunc-normal(0.02) instead.
 Default t = 25 [paper]. Prompt dropout is 0 [PROPOSED].
 

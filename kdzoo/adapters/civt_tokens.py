@@ -1,5 +1,5 @@
 """CivT student tokens: Ren et al., "Co-advise: Cross Inductive Bias Distillation", CVPR 2022
-(method_specs §8.1, §11.31, §11.32).
+(docs/methods/civt.md).
 
 The adapter turns a timm class-token ViT into a CivT student without touching its ``forward``: the token
 sequence becomes [CLS, CONV, INV, (register tokens), patch tokens], and after the final LayerNorm the CONV
@@ -16,12 +16,12 @@ Hooks, all on the ViT (handles kept, removed by :meth:`CivTTokens.detach`):
 * ``stem='dual'`` only, on ``patch_embed``: replaces its output by the sum of the two stems.
 
 **Prefix tokens.** While attached, ``vit.num_prefix_tokens`` and the wrapper's
-``kdzoo_num_prefix_tokens`` (:class:`~kdzoo.models.TappableClassifier`) are raised by 2, so timm's own
+tap contract's ``prefix_tokens`` (:class:`~kdzoo.models.TappableClassifier`) are raised by 2, so timm's own
 prefix handling and kdzoo's taps strip CLS + CONV + INV from token features; :meth:`detach` restores both.
 DistillModel attaches adapters before it probes taps, so every probed
 :class:`~kdzoo.taps.FeatureSpec` of the student already counts 3 prefix tokens.
 
-**Stems** (§11.31). ``'learnable'`` (default, the paper): CONV and INV are free parameters (trunc-normal
+**Stems** (docs/methods/civt.md). ``'learnable'`` (default, the paper): CONV and INV are free parameters (trunc-normal
 0.02), like DeiT's distillation token, and the patch embedding is the ViT's own. They get no separate
 position embedding: a learnable token plus a learnable position vector is the same free vector.
 ``'dual'`` (the official code): the patch tokens are conv-stem tokens + involution-stem tokens, CONV and
@@ -30,8 +30,8 @@ table). The ViT's ``patch_embed`` still runs (a hook can replace an output, not 
 output is discarded, so its parameters are frozen while attached and stay unused; the stems generalise the
 code's 16-pixel geometry to patch P (stride 2, then a P/2 × P/2 stride-P/2 projection; P must be even).
 
-**Inference** (§11.32). ``'cls'`` (default, the paper): the CLS head. ``'average'`` (the code; the spec's
-``civt_eval_head='mean3'``): the mean of the three heads' logits whenever the ViT is in eval mode, so
+**Inference** (docs/methods/civt.md). ``'cls'`` (default, the paper): the CLS head. ``'average'`` (the
+code): the mean of the three heads' logits whenever the ViT is in eval mode, so
 ``DistillModel.predict`` and the validation loop report it. Training always returns the CLS logits.
 
 **Export.** The tokens, heads and stems are parameters of this adapter (``adapters.<i>.*`` in a training
@@ -41,6 +41,8 @@ tokens and heads, and the bare ViT's CLS output differs from the trained student
 attended to CONV and INV during training. The complete CivT student is the training checkpoint evaluated
 with the training config (the Runner's validation, or ``Runner.from_cfg(cfg).test()`` with ``load_from``).
 """
+from dataclasses import replace
+
 import torch
 import torch.nn as nn
 from timm.layers import trunc_normal_
@@ -48,6 +50,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from kdzoo.models.involution import Involution
 from kdzoo.registry import ADAPTERS
+from kdzoo.taps.contract import TapContract
 from .base import BaseAdapter
 
 STEMS = ('learnable', 'dual')
@@ -91,7 +94,7 @@ def stem_projection(in_chans, embed_dim, patch_size):
 
 
 def conv_stem(in_chans, embed_dim, patch_size):
-    """7×7/2 conv (→64) + BN + ReLU, two 3×3 convs (64→64) + BN + ReLU, projection to D (§8.1)."""
+    """7×7/2 conv (→64) + BN + ReLU, two 3×3 convs (64→64) + BN + ReLU, projection to D (docs/methods/civt.md)."""
     return nn.Sequential(*conv_bn_relu(in_chans, CONV_STEM_WIDTH, 7, stride=2),
                          *conv_bn_relu(CONV_STEM_WIDTH, CONV_STEM_WIDTH, 3),
                          *conv_bn_relu(CONV_STEM_WIDTH, CONV_STEM_WIDTH, 3),
@@ -100,7 +103,7 @@ def conv_stem(in_chans, embed_dim, patch_size):
 
 def involution_stem(in_chans, embed_dim, patch_size):
     """The RedNet-26 stem without its max-pool: 3×3/2 conv (→32) + BN + ReLU, involution (K = 3) + BN +
-    ReLU, 3×3 conv (32→64) + BN + ReLU; then the projection to D (§8.1)."""
+    ReLU, 3×3 conv (32→64) + BN + ReLU; then the projection to D (docs/methods/civt.md)."""
     return nn.Sequential(*conv_bn_relu(in_chans, INV_STEM_WIDTH, 3, stride=2),
                          Involution(INV_STEM_WIDTH, kernel_size=3, stride=1),
                          nn.BatchNorm2d(INV_STEM_WIDTH), nn.ReLU(inplace=True),
@@ -137,9 +140,8 @@ class CivTTokens(BaseAdapter):
     docstring).
 
     Args:
-        stem: ``'learnable'`` (paper, default) or ``'dual'`` (official code), the spec's ``civt_stem``.
-        inference: ``'cls'`` (paper, default) or ``'average'`` (code), the spec's ``civt_eval_head``
-            (``cls`` / ``mean3``).
+        stem: ``'learnable'`` (paper, default) or ``'dual'`` (official code).
+        inference: ``'cls'`` (paper, default) or ``'average'`` (code).
 
     Parameters are created by :meth:`attach` from the ViT's width, class count, input channels and
     patch size; attaching again after :meth:`detach` reuses them.
@@ -217,8 +219,8 @@ class CivTTokens(BaseAdapter):
         model, vit = self._attached
         super().detach()
         vit.num_prefix_tokens = self._saved.pop('vit_prefix')
-        if 'wrapper_prefix' in self._saved:
-            model.kdzoo_num_prefix_tokens = self._saved.pop('wrapper_prefix')
+        if 'wrapper_taps' in self._saved:
+            model.kdzoo_taps = self._saved.pop('wrapper_taps')
         for param, requires_grad in zip(vit.patch_embed.parameters(), self._saved.pop('patch_embed_grad', ())):
             param.requires_grad_(requires_grad)
         self._attached, self._stem_tokens, self._head_logits = None, None, None
@@ -226,9 +228,9 @@ class CivTTokens(BaseAdapter):
     def _raise_prefix_count(self, model, vit):
         self._saved['vit_prefix'] = vit.num_prefix_tokens
         vit.num_prefix_tokens += len(TOKENS)
-        if model is not vit and hasattr(model, 'kdzoo_num_prefix_tokens'):
-            self._saved['wrapper_prefix'] = model.kdzoo_num_prefix_tokens
-            model.kdzoo_num_prefix_tokens = vit.num_prefix_tokens
+        if model is not vit and isinstance(getattr(model, 'kdzoo_taps', None), TapContract):
+            self._saved['wrapper_taps'] = model.kdzoo_taps
+            model.kdzoo_taps = replace(model.kdzoo_taps, prefix_tokens=vit.num_prefix_tokens)
 
     @property
     def vit(self):

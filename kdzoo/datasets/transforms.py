@@ -1,11 +1,11 @@
 """Data transforms kdzoo adds to mmengine pipelines.
 
 ``MultiViewGenerator``: the multi-view generator of CAKD's multi-view robust training (Liu et al., ACCV 2022;
-method_specs §5, §11.17). The paper describes random colour, affine, crop and masking transformations of
+docs/methods/cakd.md). The paper describes random colour, affine, crop and masking transformations of
 the input, seen by teacher and student alike; the official code instead relies on strong standard
 augmentation (TrivialAugmentWide, random erasing 0.1, mixup 0.2, repeated augmentation), which is the
 recommended default for full-scale CAKD recipes. This transform is the paper-style generator [PROPOSED,
-§11.17]: each of the four views is applied independently with probability ``prob`` (0.5), in the order
+docs/methods/cakd.md]: each of the four views is applied independently with probability ``prob`` (0.5), in the order
 colour → affine → crop → patch mask. Ranges (ours): brightness / contrast / saturation factors in
 [1 − 0.4, 1 + 0.4]; rotation ±15°, translation ±10 %, scale 0.9–1.1, shear ±10°; a crop of 50–100 % of
 the area with aspect ratio 3/4–4/3 resized back; 25 % of an 8×8 grid of patches set to ``mask_value``.

@@ -1,9 +1,9 @@
 """CAKD: Liu, Cao, Li, Hu, Ding, Li, "Cross-Architecture Knowledge Distillation", ACCV 2022
-(arXiv 2207.05273; official code yufanLIU/CrossArch_KD). method_specs §5, choices of §11.12–11.18.
+(arXiv 2207.05273; official code yufanLIU/CrossArch_KD). docs/methods/cakd.md.
 
 A ViT teacher teaches a CNN student through two projectors and an adversarial branch:
 
-* PCA projector (partially cross attention, §11.12). Three bias-free 3×3 convs map the student map h_S to
+* PCA projector (partially cross attention, docs/methods/cakd.md). Three bias-free 3×3 convs map the student map h_S to
   Q_S, K_S, V_S with the teacher's head count and head width. Each element of Q_S, K_S and V_S is replaced
   by the teacher's with probability ``p`` (element-wise Bernoulli; ``replace='token'`` swaps whole tokens).
   With A(Q, K) the head-averaged softmax(Q·Kᵀ/√d_h) (``attention='probs'``) or pre-softmax Q·Kᵀ/√d_h
@@ -12,10 +12,10 @@ A ViT teacher teaches a CNN student through two projectors and an adversarial br
   Teacher Q/K/V come from the last timm attention's ``qkv`` Linear (tap ``'<last block>.attn.qkv'``), with
   the class/prefix tokens removed before the maps are formed (patch × patch maps; for softmax maps this
   normalises over patch keys only, the student having no class token).
-* GL projector (group-wise linear, §11.13). The student grid is cut into contiguous ``gl_block``×``gl_block``
+* GL projector (group-wise linear, docs/methods/cakd.md). The student grid is cut into contiguous ``gl_block``×``gl_block``
   blocks in row-major order, edge blocks smaller (14×14 → 16 groups, 7×7 → 4); each block has its own
   Linear(C_s → D_t). L_gl = MSE(GL(h_S), teacher patch tokens).
-* Multi-view robust training (§11.16). A PatchGAN (pix2pix ``NLayerDiscriminator``, width 8, 3 layers) sees
+* Multi-view robust training (docs/methods/cakd.md). A PatchGAN (pix2pix ``NLayerDiscriminator``, width 8, 3 layers) sees
   the 1-channel N×N student attention map A_S and the teacher's A_T. Generator term, non-saturating:
   L_adv = BCE(D(A_S), real), fed the NON-detached A_S so it trains the student (``detach_generator=True``
   reproduces the official code, where it trains nothing); D's parameters are detached inside L_adv, so
@@ -30,7 +30,7 @@ A ViT teacher teaches a CNN student through two projectors and an adversarial br
 
 Total (paper mode): loss_weight · schedule · (L_attn + L_vv + L_gl + λ_adv·L_adv), plus DistillModel's CE.
 
-``code_exact=True`` follows the official code (§11.12, §11.14): a bias-free Linear(C → 3C) qkv on the
+``code_exact=True`` follows the official code (docs/methods/cakd.md): a bias-free Linear(C → 3C) qkv on the
 student tokens with 16 heads of width C/16, no replacement (p = 0), pre-softmax maps, the teacher's V·Vᵀ
 unscaled, extra terms MSE(z_s, z_t) and MSE(cls_proj(pooled_S), CLS_T) (a Linear on ``pre_logits``),
 weights attn 0.2, vv 0.05, gl 0.05, logits 1, cls 1, adv 1, the detached generator term, the detached
@@ -38,16 +38,16 @@ teacher term of L_D (D trained on student maps only), and one shared GL Linear f
 and 7×7. Any term weight can be overridden with ``weights=dict(...)``;
 a term of weight 0 is not computed and its taps are not read (``adv=0`` builds no discriminator).
 
-Defaults: p = 0.5 [PROPOSED, §11.12], softmax maps, gl_block 4, λ_adv 1 (§11.16), teacher patch tokens
+Defaults: p = 0.5 [PROPOSED, docs/methods/cakd.md], softmax maps, gl_block 4, λ_adv 1 [PROPOSED], teacher patch tokens
 and CLS read after the final LayerNorm (``norm``, as the code's torchvision encoder output; the last block
 output when the model has no final norm), student tap ``stage3`` (its grid must equal the teacher's
 patch grid: 14×14 for ResNet-50 / ViT-B/16 at 224), ``loss_weight=0.2`` with the ramp
 ``schedule=dict(ramp_start=26, ramp_end=36)``: the code's w(e) = min(max(e − 25, 0)/50, 0.2) with its
-0-based epoch e, written in kdzoo's 1-based epochs (§11.15).
+0-based epoch e, written in kdzoo's 1-based epochs (docs/methods/cakd.md).
 
 Deviations and choices beyond the sources:
 * Head-averaged maps in paper mode too (the code's form); the paper's per-head use is unknown.
-* Softmax maps (the paper-mode default, §11.12 "expose both") hold values near 1/N, so L_attn is small
+* Softmax maps (the paper-mode default, docs/methods/cakd.md "expose both") hold values near 1/N, so L_attn is small
   next to L_vv; ``attention='logits'`` or a larger ``weights=dict(attn=...)`` strengthens it.
 * Each GL Linear has a bias (not specified by the sources).
 * Projector init: kdzoo's connector init (Kaiming fan-out convs, trunc-normal(0.02) Linear, zero bias);
@@ -168,7 +168,7 @@ class GroupWiseLinear(nn.Module):
 
 
 class PatchGANDiscriminator(nn.Sequential):
-    """pix2pix NLayerDiscriminator on a 1-channel map, averaged to one logit per sample (§5).
+    """pix2pix NLayerDiscriminator on a 1-channel map, averaged to one logit per sample (docs/methods/cakd.md).
 
     Conv 4×4/2 (1 → w) + LeakyReLU 0.2; (layers − 1) × [Conv 4×4/2 + BN + LeakyReLU], doubling the width
     up to 8w; Conv 4×4/1 + BN + LeakyReLU; Conv 4×4/1 → 1; global average.

@@ -1,8 +1,8 @@
-"""FitNet: Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015 (method_specs §2).
+"""FitNet: Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015 (docs/methods/fitnet.md).
 
 Each (student tap, teacher tap) pair gets an aligner that maps the student feature onto the teacher
 feature's layout; the loss of a pair is the MSE (mean over all elements) between the aligned student
-feature and the teacher feature. Aligners are chosen from the probed shapes (§2.2, the PAT-repo design):
+feature and the teacher feature. Aligners are chosen from the probed shapes (docs/methods/fitnet.md, the PAT-repo design):
 
 * map → tokens (CNN student, token teacher; case A): H ≥ g with p = H/g an integer: patch-embedding conv
   (kernel = stride = p, C_s → D_t). H < g with s = g/H: the teacher's s×s token blocks become one token of
@@ -12,21 +12,21 @@ feature and the teacher feature. Aligners are chosen from the probed shapes (§2
   s²·D_s channels, then a 1×1 conv → C_t.
 * tokens → tokens (case C): N_t > N_s: Linear(D_s → r·D_s) reshaped to (N_t, D_t), r = N_t·D_t/(N_s·D_s).
   Otherwise the student's s×s token blocks are grouped to N_t tokens, then Linear(s²·D_s → D_t).
-* map → map (CNN ↔ CNN; §2.1, mdistiller's regressor): a 3×3 stride-2 conv if the student map is twice the
+* map → map (CNN ↔ CNN; docs/methods/fitnet.md, mdistiller's regressor): a 3×3 stride-2 conv if the student map is twice the
   teacher's, a 4×4 stride-2 transposed conv if it is half, else a conv of kernel (1 + H_s − H_t,
   1 + W_s − W_t); then BN and ReLU.
 
 Prefix (CLS / distillation) tokens are removed on both sides; the remaining tokens form the row-major
 patch grid. Ratios that are not integers are bridged by bilinearly resizing the student map (or token grid)
-to the teacher's grid followed by a 1×1 projection (§11.7, [PROPOSED]). Where s×s blocks are grouped or
+to the teacher's grid followed by a 1×1 projection (docs/methods/fitnet.md, [PROPOSED]). Where s×s blocks are grouped or
 tokens become patches, channels are ordered as ``pixel_unshuffle`` / ``pixel_shuffle`` do (channel-major);
 PAT concatenates position-major, a fixed permutation that the learned projection absorbs.
 
-Init (§2.2): convs Kaiming-normal (fan_out), Linear trunc-normal(0.02) with zero bias, BN weight 1, bias 0.
+Init (docs/methods/fitnet.md): convs Kaiming-normal (fan_out), Linear trunc-normal(0.02) with zero bias, BN weight 1, bias 0.
 
 Defaults follow the heterogeneous OFA/PAT benchmarks: stages 1–4, weight 1, losses summed (one named loss
 per pair, ``loss_fitnet_<student tap>``). No KD term is included: PAT's ``kd_loss_weight`` corresponds to
-adding ``dict(type='kd')`` beside this distiller; the heterogeneous tables use pure FitNet (§11.6).
+adding ``dict(type='kd')`` beside this distiller; the heterogeneous tables use pure FitNet (docs/methods/fitnet.md).
 mdistiller's homogeneous CIFAR-100 setting is one hint, the output of the second residual stage of its CIFAR
 ResNets (e.g. ``stages=('stage2',)`` when they declare three stages), with ``loss_weight=100``.
 
@@ -179,7 +179,7 @@ class TokenMergeAligner(nn.Module):
 
 
 class ResizeAligner(nn.Module):
-    """Non-integer grid ratio: bilinear-resize the student map to the teacher grid, then a 1×1 conv (§11.7)."""
+    """Non-integer grid ratio: bilinear-resize the student map to the teacher grid, then a 1×1 conv (docs/methods/fitnet.md)."""
 
     def __init__(self, in_chans, out_chans, teacher_grid, teacher_kind):
         super().__init__()
@@ -196,7 +196,7 @@ class ResizeAligner(nn.Module):
 
 
 class ConvRegressor(nn.Module):
-    """CNN ↔ CNN (mdistiller): a conv chosen by the size ratio, then BN and ReLU (§2.1)."""
+    """CNN ↔ CNN (mdistiller): a conv chosen by the size ratio, then BN and ReLU (docs/methods/fitnet.md)."""
 
     def __init__(self, in_chans, out_chans, student_hw, teacher_hw):
         super().__init__()
@@ -258,7 +258,7 @@ def tokens_to_tokens_aligner(s, t):
 
 
 def build_aligner(student_spec, teacher_spec, student_kind=None, teacher_kind=None):
-    """The aligner for one pair of probed taps (§2.1 / §2.2); a pair no rule covers is a shape error."""
+    """The aligner for one pair of probed taps (docs/methods/fitnet.md); a pair no rule covers is a shape error."""
     s, t = layout_of(student_spec, student_kind), layout_of(teacher_spec, teacher_kind)
     aligner = None
     if s is not None and t is not None:

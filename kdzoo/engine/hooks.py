@@ -10,7 +10,7 @@ from kdzoo.registry import HOOKS
 class TeacherEvalHook(Hook):
     """Evaluates every teacher once on the validation set before training and logs the result.
 
-    Every distillation log then records the teacher it learnt from (method_specs §11.4). The metrics go
+    Every distillation log then records the teacher it learnt from (docs/methods/conventions.md, 'Teachers'). The metrics go
     to the message hub as ``teacher/<name>/<metric>`` (runtime info), where ``tools/train.py`` reads them
     for its closing summary.
     """

@@ -1,6 +1,6 @@
 """An optimiser-wrapper constructor for distillers with their own adversary (CAKD's discriminator).
 
-method_specs §0 ("Optimizer scope"): one optimiser covers the student and every extra trainable module;
+docs/methods/conventions.md, 'Optimiser scope' ("Optimizer scope"): one optimiser covers the student and every extra trainable module;
 the exception is a discriminator, which has its own. ``DistillOptimWrapperConstructor`` builds an mmengine
 ``OptimWrapperDict`` with
 
@@ -19,7 +19,7 @@ Config::
 
 Each sub-wrapper is the shared keys updated by its own dict (``optimizer`` replaced whole). When the
 ``discriminator`` dict gives no ``optimizer``, it gets the model's with ``lr × discriminator_lr_mult``
-(0.01: the CAKD code's D runs SGD at 0.01 × the student LR with the same momentum and weight decay, §5).
+(0.01: the CAKD code's D runs SGD at 0.01 × the student LR with the same momentum and weight decay, docs/methods/cakd.md).
 ``paramwise_cfg`` (top level or per sub-wrapper) works as in mmengine. A list of ``param_scheduler``
 applies to both wrappers (mmengine's rule for ``OptimWrapperDict``), so D follows the student's schedule.
 ``DistillModel.train_step`` steps the two wrappers (see there).

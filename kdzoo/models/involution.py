@@ -1,12 +1,12 @@
 """Involution and RedNet: Li et al., "Involution: Inverting the Inherence of Convolution for Visual
-Recognition", CVPR 2021 (method_specs §8.5). Reference code: ``d-li14/involution``
+Recognition", CVPR 2021 (docs/methods/civt.md, 'Involution and RedNet'). Reference code: ``d-li14/involution``
 (``cls/mmcls/models/backbones/rednet.py``).
 
 Involution is spatially specific and channel-agnostic: at every output location a small network generates
 one K×K kernel per group of ``group_channels`` channels from the (average-pooled) input there, and all
 channels of the group are aggregated with that kernel over their K×K neighbourhood. Here it is written
 with ``unfold`` (no CuPy kernel) and always runs in fp32, also under autocast, because the reference kernel
-has no fp16 path and the CivT code turns mixed precision off for it (method_specs §11.35). The unfolded
+has no fp16 path and the CivT code turns mixed precision off for it (docs/methods/civt.md, 'Official code and kdzoo switches'). The unfolded
 input holds K² copies of the map, so at 56×56 with K = 7 memory is heavy; ``RedNet(grad_checkpointing=
 True)`` recomputes each block in the backward pass instead of storing it.
 
@@ -159,7 +159,7 @@ def make_stage(in_channels, out_channels, num_blocks, stride):
 
 @MODELS.register_module()
 class RedNet(nn.Module):
-    """RedNet-26/38/50/101/152 classifier (method_specs §8.5).
+    """RedNet-26/38/50/101/152 classifier (docs/methods/civt.md, 'Involution and RedNet').
 
     Args:
         depth: one of 26, 38, 50, 101, 152.

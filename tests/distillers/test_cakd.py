@@ -1,4 +1,4 @@
-"""CAKD (method_specs §5, §11.12–11.17): golden losses against numpy, GL groups, Q/K/V replacement,
+"""CAKD (docs/methods/cakd.md): golden losses against numpy, GL groups, Q/K/V replacement,
 gradient routing with the two optimisers, the generator switch, build errors, one Runner training and the
 multi-view generator."""
 import copy
@@ -62,7 +62,7 @@ def leaky(x):
 
 
 def patchgan(maps, P):
-    """The §5 discriminator on (B, N, N) maps with parameters P (named as in the Sequential)."""
+    """The docs/methods/cakd.md discriminator on (B, N, N) maps with parameters P (named as in the Sequential)."""
     x = leaky(conv2d(maps[:, None], P['0.weight'], P['0.bias'], 2, 1))
     for conv, bn, stride in (('2', '3', 2), ('5', '6', 2), ('8', '9', 1)):
         x = leaky(batch_norm(conv2d(x, P[f'{conv}.weight'], None, stride, 1), P[f'{bn}.weight'], P[f'{bn}.bias']))
@@ -95,7 +95,7 @@ def gl_projection(tokens, P, block):
 
 
 def golden_losses(x, T, P, code_exact):
-    """Every CAKD term from the formulas of §5 / §11.12–11.16 (student map x, teacher arrays T)."""
+    """Every CAKD term from the formulas of docs/methods/cakd.md (student map x, teacher arrays T)."""
     tokens = x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 2, 1)
     qkv_t = T['qkv'][:, 1:].reshape(BATCH, GRID * GRID, 3, HEADS, HEAD_DIM).transpose(2, 0, 3, 1, 4)
     if code_exact:

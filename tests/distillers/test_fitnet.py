@@ -1,4 +1,4 @@
-"""FitNet: golden losses against numpy loops (method_specs §2.1 / §2.2), aligner shapes, errors, gradients."""
+"""FitNet: golden losses against numpy loops (docs/methods/fitnet.md), aligner shapes, errors, gradients."""
 import numpy as np
 import pytest
 import torch

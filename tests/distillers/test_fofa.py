@@ -1,4 +1,4 @@
-"""FOFA / PAT and its AFP adapter (method_specs §7, §11.24–11.30): golden HCL and regulariser values against
+"""FOFA / PAT and its AFP adapter (docs/methods/fofa.md): golden HCL and regulariser values against
 numpy, RAA shapes, the feedback loop across steps, gradient routing, bare-teacher runs, checkpoints, the
 code-exact switch and a short Runner training."""
 import copy

@@ -1,4 +1,4 @@
-"""OFA: golden ε losses against numpy (method_specs §4, §10.5, §11.9), exit-branch structure, gradients."""
+"""OFA: golden ε losses against numpy (docs/methods/ofa.md, docs/methods/conventions.md), exit-branch structure, gradients."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""URFM distiller + APT teacher adapter (Zhao et al., ACM MM 2023; method_specs §6, §11.19–11.23).
+"""URFM distiller + APT teacher adapter (Zhao et al., ACM MM 2023; docs/methods/urfm.md).
 
 Golden values: the iRPE bucket index and the facial distances are checked against numbers worked out by hand
 (and an independent numpy computation); every loss term against a numpy re-implementation on fixed weights.
@@ -49,7 +49,7 @@ def test_irpe_piecewise_index_golden():
 
 
 def numpy_distances(side=7):
-    """Independent numpy version of §6.3.5: (D̃, SD, RD) on the side×side grid, nose-tip anchor."""
+    """Independent numpy version of docs/methods/urfm.md: (D̃, SD, RD) on the side×side grid, nose-tip anchor."""
     landmarks = np.array([(y, x) for x, y in ARCFACE_TEMPLATE_112]) / (112 / side) - 0.5
     anchor = landmarks[2]
     centers = np.array([(r, c) for r in range(side) for c in range(side)], dtype=np.float64)

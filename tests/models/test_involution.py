@@ -1,5 +1,5 @@
-"""Involution against a naive loop (method_specs §10.5, tier 0), its fp32 guard under autocast (§11.35),
-and RedNet: shapes, parameter counts against the reference README (§8.5), taps, checkpoint keys."""
+"""Involution against a naive loop (docs/methods/conventions.md, 'Checks at the smallest scale', tier 0), its fp32 guard under autocast (docs/methods/civt.md),
+and RedNet: shapes, parameter counts against the reference README (docs/methods/civt.md), taps, checkpoint keys."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,4 @@
-# CIFAR-100 upsampled to 224x224: the heterogeneous protocol of OFA-KD and FOFA (method_specs §0, §11.3).
+# CIFAR-100 upsampled to 224x224: the heterogeneous protocol of OFA-KD and FOFA (docs/methods/conventions.md, 'Heterogeneous CIFAR-100 and ImageNet recipes').
 # Mirrors the OFA code (Hao840/OFAKD train.py, timm 0.6.5 loader at the model's 224 input):
 #   train: RandomResizedCrop(224, scale 0.08-1, ratio 3/4-4/3, bilinear or bicubic at random) + h-flip;
 #          ViT/MLP students add RandAugment rand-m9-mstd0.5-inc1 and random erasing 0.25 ('pixel' mode).

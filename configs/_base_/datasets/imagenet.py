@@ -1,4 +1,4 @@
-# ImageNet-1K, the heterogeneous protocol of OFA-KD and FOFA (method_specs §0, §10.2).
+# ImageNet-1K, the heterogeneous protocol of OFA-KD and FOFA (docs/methods/conventions.md, 'Heterogeneous CIFAR-100 and ImageNet recipes', docs/methods/fofa.md).
 # Mirrors the OFA code (timm 0.6.5 loader, student's default input 224):
 #   train: RandomResizedCrop(224, scale 0.08-1, ratio 3/4-4/3, bilinear or bicubic at random) + h-flip;
 #          ViT/MLP students add RandAugment rand-m9-mstd0.5-inc1 and random erasing 0.25 ('pixel' mode)

@@ -1,10 +1,10 @@
-# Recipe of OFA-KD / FOFA for CNN students on CIFAR-100 at 224x224 (method_specs §0; Hao840/OFAKD
+# Recipe of OFA-KD / FOFA for CNN students on CIFAR-100 at 224x224 (docs/methods/conventions.md, 'Heterogeneous CIFAR-100 and ImageNet recipes'; Hao840/OFAKD
 # configs/cifar/cnn.yaml + train.py defaults): 300 epochs, batch 128 on one GPU, SGD (momentum 0.9, Nesterov as
 # timm's 'sgd'), LR 0.05 with 3 warm-up epochs from 1e-4 (train.py's warmup_lr), cosine to 1e-3, weight decay
 # 2e-3 (none on 1-D parameters: biases and norm weights, as timm's optimizer factory), label smoothing 0.1
 # (model.label_smoothing), no colour jitter, no mixup.
 # This file is a whole recipe: it includes the dataset (CNN train pipeline) and the runtime, so a pair config
-# inherits only this file. Every run first evaluates its teachers (TeacherEvalHook, method_specs §11.4).
+# inherits only this file. Every run first evaluates its teachers (TeacherEvalHook, docs/methods/conventions.md, 'Teachers').
 _base_ = ['../datasets/cifar100_224.py', '../default_runtime.py']
 
 max_epochs = 300

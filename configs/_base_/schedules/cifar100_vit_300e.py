@@ -1,4 +1,4 @@
-# Recipe of OFA-KD / FOFA for ViT / MLP (token) students on CIFAR-100 at 224x224 (method_specs §0; Hao840/OFAKD
+# Recipe of OFA-KD / FOFA for ViT / MLP (token) students on CIFAR-100 at 224x224 (docs/methods/conventions.md, 'Heterogeneous CIFAR-100 and ImageNet recipes'; Hao840/OFAKD
 # configs/cifar/vit_mlp.yaml): 300 epochs, batch 128 on one GPU, AdamW LR 5e-4 with 20 warm-up epochs from 5e-7,
 # cosine to 1e-5, weight decay 0.05 (none on 1-D parameters, as timm's optimizer factory), gradient clipping at
 # norm 5, label smoothing 0.1 (model.label_smoothing, also applied to the mixed labels as timm's Mixup does),

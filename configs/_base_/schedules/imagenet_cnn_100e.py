@@ -1,4 +1,4 @@
-# Recipe of OFA-KD / FOFA for CNN students on ImageNet-1K (method_specs §0; Hao840/OFAKD configs/imagenet/cnn.yaml,
+# Recipe of OFA-KD / FOFA for CNN students on ImageNet-1K (docs/methods/conventions.md, 'Heterogeneous CIFAR-100 and ImageNet recipes'; Hao840/OFAKD configs/imagenet/cnn.yaml,
 # run on 8 GPUs): 100 epochs, batch 64 per GPU x 8 GPUs = 512, SGD (momentum 0.9, Nesterov as timm's 'sgd'),
 # LR 0.1 with 3 warm-up epochs from 1e-4, x0.1 every 30 epochs, weight decay 1e-4 (none on 1-D parameters),
 # label smoothing 0.1, no colour jitter, no mixup. With another number of GPUs keep the global batch of 512

@@ -1,4 +1,4 @@
-# Recipe of OFA-KD / FOFA for ViT / MLP (token) students on ImageNet-1K (method_specs §0; Hao840/OFAKD
+# Recipe of OFA-KD / FOFA for ViT / MLP (token) students on ImageNet-1K (docs/methods/conventions.md, 'Heterogeneous CIFAR-100 and ImageNet recipes'; Hao840/OFAKD
 # configs/imagenet/vit_mlp.yaml, run on 8 GPUs): 300 epochs, batch 128 per GPU x 8 GPUs = 1024, AdamW LR 5e-4 with
 # 20 warm-up epochs from 5e-7, cosine to 1e-6, weight decay 0.05 (none on 1-D parameters), gradient clipping at
 # norm 5, label smoothing 0.1, RandAugment rand-m9-mstd0.5-inc1 + random erasing 0.25, mixup 0.8 / cutmix 1.0,

@@ -1,6 +1,6 @@
-# MS1MV2 pair of URFM + APT (Zhao et al., ACM MM 2023; method_specs §6): a face Swin-S teacher (112x112, patch 2,
+# MS1MV2 pair of URFM + APT (Zhao et al., ACM MM 2023; docs/methods/urfm.md): a face Swin-S teacher (112x112, patch 2,
 # window 7: stages at 56/28/14/7, the 7x7 last stage URFM reads) -> the 1.19M-parameter MobileFaceNet student
-# (its 512x7x7 map before GDC is the student feature), ArcFace s=64, m=0.5 (method_specs §6.1), on the MS1MV2
+# (its 512x7x7 map before GDC is the student feature), ArcFace s=64, m=0.5 (docs/methods/urfm.md), on the MS1MV2
 # data and the standard recipe (configs/_base_/datasets/ms1mv2.py, configs/_base_/schedules/face_sgd_20e.py).
 #
 # Teacher checkpoint (placeholder path below, not shipped): the face Swin-S trained on MS1MV2 WITH its ArcFace head

@@ -1,4 +1,4 @@
-# CivT / Co-advise recipe (Ren et al., CVPR 2022; method_specs §8.4), on the ImageNet ViT-student recipe: AdamW
+# CivT / Co-advise recipe (Ren et al., CVPR 2022; docs/methods/civt.md), on the ImageNet ViT-student recipe: AdamW
 # LR 1e-3 for a global batch of 1024 (the code's 5e-4 x 1024 / 512), weight decay 0.05, 300 epochs, 5 linear
 # warm-up epochs (the paper; the code uses 20) from 5e-7, cosine to 5e-6 (code), drop-path 0.1, label
 # smoothing 0.1, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25, mixup 0.8 / cutmix 1.0 (the teachers

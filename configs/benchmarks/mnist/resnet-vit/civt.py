@@ -1,4 +1,4 @@
-# resnet-vit: CivT / Co-advise (method_specs §8): the ResNet-10-T teacher and a RedNet-26 involution teacher teach
+# resnet-vit: CivT / Co-advise (docs/methods/civt.md): the ResNet-10-T teacher and a RedNet-26 involution teacher teach
 # the ViT student through CONV and INV distillation tokens (KL at T = 1 to each token's head, CE on the CLS head,
 # all weights 1; CLS-head inference). Both teachers are trained first when their checkpoints do not exist yet.
 _base_ = ['./_pair.py']

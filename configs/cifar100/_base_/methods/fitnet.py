@@ -1,4 +1,4 @@
-# Cross-architecture FitNet (method_specs §2.2, §11.6) as in the heterogeneous tables: hints at stages 1-4, MSE
+# Cross-architecture FitNet (docs/methods/fitnet.md) as in the heterogeneous tables: hints at stages 1-4, MSE
 # per stage summed, weight 1, CE weight 1, KD weight 0 (pure FitNet: no `kd` distiller beside it). Aligners are
 # chosen from the probed shapes (kdzoo/distillers/fitnet.py). Pair-agnostic (merged by `model = {{_base_.method}}`).
 fitnet_stages = ('stage1', 'stage2', 'stage3', 'stage4')

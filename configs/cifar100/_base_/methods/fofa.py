@@ -1,4 +1,4 @@
-# FOFA / PAT (method_specs §7, §11.24-30), CIFAR-100 setting of the PAT code: RAA with M = 64 queries of width
+# FOFA / PAT (docs/methods/fofa.md), CIFAR-100 setting of the PAT code: RAA with M = 64 queries of width
 # 512 on student stages 1-4, the HCL feature loss against the AFP-prompted teacher stages, KD at T = 1 against
 # the un-prompted teacher, the KL regulariser between the teacher's predictions with and without prompts; all
 # weights 1. AFP prompts the teacher before each stage with the previous step's student-minus-teacher feedback

@@ -1,4 +1,4 @@
-# OFA-KD (Hao et al. 2023; method_specs §4, §11.10), CIFAR-100 setting of the OFA code: exit branches on student
+# OFA-KD (Hao et al. 2023; docs/methods/ofa.md), CIFAR-100 setting of the OFA code: exit branches on student
 # stages 1-4, eps 1.0 for every exit and the final logits, T 1, weights 1 (CE, OFA on the final logits, branches).
 # Pair-agnostic (merged by `model = {{_base_.method}}`).
 method = dict(distillers=[dict(type='ofa', stages=(1, 2, 3, 4), eps=1.0, temperature=1.0, loss_weight=1.0)])

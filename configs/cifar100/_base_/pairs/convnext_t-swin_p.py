@@ -7,7 +7,7 @@ _base_ = ['../../../_base_/schedules/cifar100_vit_300e.py']
 model = dict(
     type='DistillModel',
     student=dict(
-        # Swin-P (method_specs §0): patch 4, window 7, depths (2, 2, 2, 2), heads (2, 4, 8, 16), embed 48;
+        # Swin-P (docs/methods/conventions.md, 'Stages of heterogeneous pairs'): patch 4, window 7, depths (2, 2, 2, 2), heads (2, 4, 8, 16), embed 48;
         # timm's Swin-T with those arguments (drop-path 0.1, timm's Swin default, as in the OFA code).
         type='TimmClassifier', model_name='swin_tiny_patch4_window7_224', num_classes=100,
         embed_dim=48, depths=(2, 2, 2, 2), num_heads=(2, 4, 8, 16)),

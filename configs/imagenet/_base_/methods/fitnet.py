@@ -1,2 +1,2 @@
-# Same setting as on CIFAR-100: the heterogeneous ImageNet table (method_specs §10.2) uses the OFA code's defaults.
+# Same setting as on CIFAR-100: the heterogeneous ImageNet table (docs/methods/fofa.md, 'Paper numbers') uses the OFA code's defaults.
 _base_ = ['../../../cifar100/_base_/methods/fitnet.py']

@@ -8,7 +8,7 @@ model = dict(
     type='DistillModel',
     student=dict(
         type='TimmClassifier', model_name='mobilenetv2_100', num_classes=1000,
-        # Stages of the OFA/FOFA code (method_specs §0): blocks idx 2, 5, 12 and, as stage 4, conv_head + bn2
+        # Stages of the OFA/FOFA code (docs/methods/conventions.md, 'Stages of heterogeneous pairs'): blocks idx 2, 5, 12 and, as stage 4, conv_head + bn2
         # (1280 x 7 x 7) rather than timm's last block (320 x 7 x 7).
         stages=['blocks.1', 'blocks.2', 'blocks.4', 'bn2']),
     teachers=dict(mixer_b16=dict(
