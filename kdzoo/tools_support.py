@@ -141,21 +141,13 @@ def student_only_config(cfg):
 def load_student(cfg, checkpoint):
     """A student-only DistillModel with the student weights of ``checkpoint``.
 
-    ``checkpoint`` is a bare student (safetensors or a state dict, read with weights_only=True) or a
-    training checkpoint written by tools/train.py (the Runner's own format, see kdzoo.utils.compat).
+    ``checkpoint`` is a bare student (safetensors or a state dict) or a training checkpoint written by
+    tools/train.py, both read with weights_only=True (see :func:`kdzoo.models.weights.load_checkpoint_file`).
     """
-    import pickle
-
     from kdzoo.models.weights import load_state, read_state_dict
     from kdzoo.registry import MODELS
     model = MODELS.build(student_only_config(cfg))
-    try:
-        state = read_state_dict(checkpoint)
-    except pickle.UnpicklingError:
-        from mmengine.runner.checkpoint import CheckpointLoader
-        print_log(f"{checkpoint} is a training checkpoint; reading it as the Runner's own file",
-                  logger='current')
-        state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')['state_dict']
+    state = read_state_dict(checkpoint)
     student_keys = {k: v for k, v in state.items() if k.startswith('student.')} or state
     load_state(model.student, student_keys, checkpoint)
     for position, original in enumerate(student_adapter_indices(cfg)):

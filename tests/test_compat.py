@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
 from kdzoo.tools_support import distributed_teardown
-from kdzoo.utils.compat import load_runner_checkpoint
+from kdzoo.utils.compat import load_from_local as kdzoo_load_from_local
 from run_helpers import QUICKSTART, ROOT, free_port, random_vit_teacher, random_weights, run_tool, tiny_config
 
 
@@ -52,7 +52,7 @@ def test_resume_fails_without_the_fix(trained_once):
             make_runner(config, tmp / 'unfixed', resume=True,
                         load_from=str(tmp / 'run' / 'epoch_1.pth')).train()
     finally:
-        CheckpointLoader.register_scheme(prefixes='', force=True)(load_runner_checkpoint)
+        CheckpointLoader.register_scheme(prefixes='', force=True)(kdzoo_load_from_local)
 
 
 SINGLE_RANK_ENV = dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1', MASTER_PORT='29531')
