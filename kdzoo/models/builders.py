@@ -1,14 +1,17 @@
 """Classifiers built from timm, mmpretrain or a user's import path, each describing its taps.
 
-Every builder returns an ``nn.Module`` whose forward maps images to logits and which carries the tap
-attributes read by :mod:`kdzoo.taps.recorder` (stages, classifier, token layout).
+Every builder returns an ``nn.Module`` whose forward maps images to logits and which carries a validated
+:class:`~kdzoo.taps.TapContract` (stages, classifier, token layout) as ``kdzoo_taps``. All three accept the
+contract's fields as arguments that override what is detected (docs/taps.md).
 """
 import importlib
+from dataclasses import replace
 
 import torch.nn as nn
 
 from kdzoo.registry import MODELS
-from kdzoo.taps.stages import timm_stage_paths
+from kdzoo.taps.contract import TapContract, contract_of, is_container
+from kdzoo.taps.stages import plain_stage_blocks, timm_stage_plan
 
 
 def import_object(path):
@@ -24,48 +27,131 @@ def import_object(path):
 
 
 def default_classifier_path(model):
+    """The path of ``model``'s final classifier: timm's ``get_classifier()``, mmpretrain's head Linear, or a
+    Linear named ``head.fc``/``fc``/``head``/``classifier``; None when there is no single runnable one."""
+    modules = dict(model.named_modules())
     if hasattr(model, 'get_classifier'):
         classifier = model.get_classifier()
-        for name, module in model.named_modules():
-            if module is classifier and name:
+        for name, module in modules.items():
+            if module is classifier and name and not is_container(module):
                 return name
-    for name in ('head.fc', 'fc', 'head', 'classifier'):
-        try:
-            if isinstance(model.get_submodule(name), nn.Linear):
-                return name
-        except AttributeError:
-            continue
+    for name in ('head.fc', 'head.layers.head', 'fc', 'head', 'classifier'):
+        if isinstance(modules.get(name), nn.Linear):
+            return name
+    return None
+
+
+def _first_attribute(model, names):
+    for _, module in model.named_modules():
+        for name in names:
+            value = getattr(module, name, None)
+            if value is not None and not isinstance(value, nn.Module):
+                return value
     return None
 
 
 def token_hints(model):
-    """Prefix-token count and patch grid of a timm token model, if it is one."""
-    embed = getattr(model, 'patch_embed', None) or getattr(model, 'stem', None)
-    grid = getattr(embed, 'grid_size', None)
-    return getattr(model, 'num_prefix_tokens', 0), tuple(grid) if grid is not None else None
+    """Prefix-token count and patch grid of a token model (timm's or mmpretrain's ViT family), if it is one.
+
+    The prefix count is the first ``num_prefix_tokens`` (timm) or ``num_extra_tokens`` (mmpretrain) found
+    top-down; the grid is that of the first patch embedding (``grid_size`` / ``init_out_size``).
+    """
+    prefix = _first_attribute(model, ('num_prefix_tokens', 'num_extra_tokens')) or 0
+    grid = None
+    for name, module in model.named_modules():
+        if name.rpartition('.')[2] in ('patch_embed', 'stem'):
+            grid = getattr(module, 'grid_size', None) or getattr(module, 'init_out_size', None)
+            if grid is not None:
+                break
+    return int(prefix), tuple(grid) if grid is not None else None
+
+
+def attention_paths(model):
+    """Token-attention candidates, shallow to deep: modules with ``num_heads`` and a q/k/v projection."""
+    return [name for name, module in model.named_modules()
+            if name and hasattr(module, 'num_heads')
+            and any(isinstance(getattr(module, p, None), nn.Linear) for p in ('qkv', 'q', 'q_proj'))]
+
+
+def detected_contract(model, num_stages=4):
+    """The contract kdzoo finds for ``model`` (paths relative to it) and, when its stages must come from
+    timm's ``forward_intermediates``, ``(indices, channels)`` of those intermediates."""
+    own = contract_of(model)
+    stages, channels, intermediates, note = list(own.stages), None, None, ''
+    if not stages:
+        if getattr(model, 'feature_info', None):
+            stages, channels, intermediates, note = timm_stage_plan(model, num_stages)
+            stages = stages or []
+        else:
+            note = (f"{type(model).__name__} declares no stages and has no timm feature_info to find them "
+                    "from")
+    prefix, grid = token_hints(model)
+    layout = own.layout if own != TapContract() else getattr(model, 'output_fmt', 'NCHW')
+    contract = replace(own, stages=tuple(stages), stage_channels=tuple(channels) if channels and stages else None,
+                       stages_note=note, classifier=own.classifier or default_classifier_path(model),
+                       prefix_tokens=own.prefix_tokens or prefix, grid=own.grid or grid,
+                       attention=own.attention or tuple(attention_paths(model)),
+                       layout=layout if layout in ('NCHW', 'NHWC') else 'NCHW', module_root=None)
+    return contract, (intermediates, channels) if intermediates else None
+
+
+def mmpretrain_stages(backbone, num_stages=4):
+    """Stage paths (relative to the classifier) of an mmpretrain backbone, or [] when none is recognised."""
+    if hasattr(backbone, 'res_layers'):
+        return [f'backbone.{name}' for name in backbone.res_layers]
+    for name in ('layers', 'stages'):
+        blocks = getattr(backbone, name, None)
+        if isinstance(blocks, nn.ModuleList) and len(blocks):
+            if hasattr(backbone, 'num_extra_tokens') or len(blocks) > num_stages:  # a plain ViT-family stack
+                indices = [i - 1 for i in plain_stage_blocks(len(blocks))] if len(blocks) >= num_stages \
+                    else range(len(blocks))
+                return [f'backbone.{name}.{i}' for i in indices]
+            return [f'backbone.{name}.{i}' for i in range(len(blocks))][-num_stages:]
+    return []
 
 
 class TappableClassifier(nn.Module):
-    """Wraps a classifier ``model`` and declares its taps; the forward is the model's own."""
+    """Wraps a classifier ``model`` and declares its :class:`~kdzoo.taps.TapContract` (docs/taps.md).
+
+    The contract is detected (see :func:`detected_contract`), then every argument given overrides its
+    field: ``stages`` (module paths of the wrapped model, a branch selector allowed: ``'blocks.2[1]'``),
+    ``classifier``, ``prefix_tokens``, ``grid``, ``attention`` and ``layout``. When timm's feature_info
+    names stage modules that cannot be hooked (HRNet, Twins), the stages are the model's own
+    ``forward_intermediates``, routed through the identity modules ``stage_outputs.<i>``.
+    """
 
     kdzoo_module_root = 'model'
 
-    def __init__(self, model, stages=None, num_stages=4, classifier=None):
+    def __init__(self, model, stages=None, num_stages=4, classifier=None, prefix_tokens=None, grid=None,
+                 attention=None, layout=None):
         super().__init__()
         self.model = model
-        own_stages = getattr(model, 'kdzoo_stages', None)
-        if stages is None and own_stages:
-            stages = list(own_stages)
-        elif stages is None and getattr(model, 'feature_info', None):
-            stages = timm_stage_paths(model, num_stages)
-        self.kdzoo_stages = [f'model.{p}' for p in stages or []]
-        classifier = classifier or default_classifier_path(model)
-        self.kdzoo_classifier = f'model.{classifier}' if classifier else None
-        self.kdzoo_map_layout = getattr(model, 'kdzoo_map_layout', getattr(model, 'output_fmt', 'NCHW'))
-        self.kdzoo_num_prefix_tokens, self.kdzoo_grid = token_hints(model)
+        detected, self._intermediates = detected_contract(model, num_stages)
+        if stages is not None:
+            self._intermediates = None
+        contract = detected.override(stages=stages, classifier=classifier, prefix_tokens=prefix_tokens,
+                                     grid=grid, attention=attention, layout=layout).under('model')
+        if self._intermediates is not None:
+            self._intermediates, channels = self._intermediates
+            self.stage_outputs = nn.ModuleList(nn.Identity() for _ in self._intermediates)
+            contract = replace(contract, stages=tuple(f'stage_outputs.{i}' for i in range(len(channels))),
+                               stage_channels=tuple(channels))
+        self.kdzoo_taps = contract.validate(self)
 
     def forward(self, x):
-        return self.model(x)
+        if self._intermediates is None:
+            return self.model(x)
+        final, intermediates = self.model.forward_intermediates(x, indices=list(self._intermediates))
+        for identity, feature in zip(self.stage_outputs, intermediates):
+            identity(feature)
+        return self.model.forward_head(final)
+
+    # Read-only aliases of the contract's fields, for code written against the attributes of earlier releases.
+    kdzoo_stages = property(lambda self: list(self.kdzoo_taps.stages))
+    kdzoo_classifier = property(lambda self: self.kdzoo_taps.classifier)
+    kdzoo_num_prefix_tokens = property(lambda self: self.kdzoo_taps.prefix_tokens)
+    kdzoo_grid = property(lambda self: self.kdzoo_taps.grid)
+    kdzoo_map_layout = property(lambda self: self.kdzoo_taps.layout)
 
 
 @MODELS.register_module()
@@ -76,7 +162,8 @@ class TimmClassifier(TappableClassifier):
     ``'timm.models.mlp_mixer.MlpMixer'``) for arguments that ``timm.create_model`` does not pass on.
     """
 
-    def __init__(self, model_name, pretrained=False, stages=None, num_stages=4, classifier=None, **kwargs):
+    def __init__(self, model_name, pretrained=False, stages=None, num_stages=4, classifier=None, prefix_tokens=None,
+                 grid=None, attention=None, layout=None, **kwargs):
         import timm
         if '.' in model_name or ':' in model_name:
             model = import_object(model_name)(**kwargs)
@@ -86,34 +173,41 @@ class TimmClassifier(TappableClassifier):
                 raise unknown_name_error('timm model', model_name, timm.list_models(),
                                          "list them with timm.list_models('*pattern*')")
             model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
-        super().__init__(model, stages, num_stages, classifier)
+        super().__init__(model, stages, num_stages, classifier, prefix_tokens, grid, attention, layout)
 
 
 @MODELS.register_module()
 class ImportedModel(TappableClassifier):
-    """A user's ``nn.Module`` class (or factory) by import path, built with ``kwargs``."""
+    """A user's ``nn.Module`` class (or factory) by import path, built with ``kwargs``; it may declare its
+    taps with a ``kdzoo_taps`` :class:`~kdzoo.taps.TapContract` (or ``tap_contract()``), see docs/taps.md."""
 
-    def __init__(self, path, stages=None, num_stages=4, classifier=None, **kwargs):
-        super().__init__(import_object(path)(**kwargs), stages, num_stages, classifier)
+    def __init__(self, path, stages=None, num_stages=4, classifier=None, prefix_tokens=None, grid=None,
+                 attention=None, layout=None, **kwargs):
+        super().__init__(import_object(path)(**kwargs), stages, num_stages, classifier, prefix_tokens, grid,
+                         attention, layout)
 
 
 @MODELS.register_module()
 class MMPretrainClassifier(TappableClassifier):
     """An mmpretrain classifier, from a model config dict or an mmpretrain model name.
 
-    Its forward returns the head's logits (``mode='tensor'``). ResNet-style backbones declare their
-    stages automatically; for others pass ``stages`` as module paths relative to the classifier.
+    Its forward returns the head's logits (``mode='tensor'``). Stages are found for ResNet-style backbones
+    (``res_layers``), ViT-family backbones (``layers``: the plain block rule of :mod:`kdzoo.taps.stages`) and
+    hierarchical ones (``stages``); prefix tokens (``num_extra_tokens``) and the patch grid come from the
+    backbone; the classifier is the head's Linear (``head.fc`` or ``head.layers.head``). The arguments
+    override any of these, with paths relative to the mmpretrain classifier (e.g. ``'backbone.layers.3'``).
     """
 
-    def __init__(self, model, stages=None, classifier=None):
+    def __init__(self, model, stages=None, num_stages=4, classifier=None, prefix_tokens=None, grid=None,
+                 attention=None, layout=None):
         import mmpretrain
         from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
         # mmpretrain's own scope, whatever scope the Runner made the default
         net = mmpretrain.get_model(model, pretrained=False) if isinstance(model, str) \
             else MMPRETRAIN_MODELS.build(dict(model, _scope_=model.get('_scope_', 'mmpretrain')))
-        if stages is None and hasattr(net.backbone, 'res_layers'):
-            stages = [f'backbone.{name}' for name in net.backbone.res_layers]
-        super().__init__(net, stages, classifier=classifier or ('head.fc' if hasattr(net.head, 'fc') else None))
+        if stages is None:
+            stages = mmpretrain_stages(net.backbone, num_stages) or None
+        super().__init__(net, stages, num_stages, classifier, prefix_tokens, grid, attention, layout)
 
     def forward(self, x):
         return self.model(x, mode='tensor')

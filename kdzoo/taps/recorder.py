@@ -1,28 +1,32 @@
 """Tap resolution and the hook recorder that reads features out of any model.
 
 A tap is named by meaning: ``logits`` (the model's output), ``pre_logits`` (the input of its classifier),
-``stage1`` … ``stageN`` (declared by the model, see :mod:`kdzoo.taps.stages`), ``attn:<module path>``
-(the attention probabilities of a timm-style attention module) or a plain module path.
+``stage1`` … ``stageN`` (declared by the model's :class:`~kdzoo.taps.TapContract`), ``attn:<module path>``
+(the attention probabilities of a timm-style attention module), ``qkv:<module path>`` (the q, k, v an
+attention module hands to ``F.scaled_dot_product_attention``) or a plain module path. A path may select
+one branch of a module that returns a tuple or list: ``'blocks.2[1]'``.
 
-Models describe themselves through optional attributes, all paths relative to the model:
-``kdzoo_stages`` (list of stage module paths), ``kdzoo_classifier`` (classifier module path),
-``kdzoo_module_root`` (a sub-module where bare paths are also looked up, e.g. ``'model'`` for a wrapped
-timm model), ``kdzoo_map_layout`` (``'NCHW'`` or ``'NHWC'`` for 4-D outputs), ``kdzoo_num_prefix_tokens``
-and ``kdzoo_grid`` (patch grid) for token models.
+Tap forms (the ``attn:``/``qkv:`` prefixes) and tap kinds (map / tokens / vector / attention) are
+registries: :func:`register_tap_prefix` and :func:`register_tap_kind` add new ones without touching
+:func:`resolve_tap` or :func:`infer_spec`.
 """
 import difflib
 from dataclasses import dataclass
+from typing import Tuple
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import is_model_wrapper
 
+from .contract import contract_of, find_module, is_container, module_tree, split_branch
 from .feature import Feature, FeatureSpec, token_grid
 
 
 @dataclass(frozen=True)
 class TapTarget:
     module_path: str      # '' is the model itself
-    reads: str            # 'output', 'input' or 'attn'
+    reads: str            # 'output', 'input', 'attn' or 'qkv'
+    branches: Tuple[int, ...] = ()
 
 
 def unwrap(model):
@@ -32,92 +36,251 @@ def unwrap(model):
 
 
 def declared_stages(model):
-    return list(getattr(model, 'kdzoo_stages', None) or [])
+    return list(contract_of(model).stages)
 
 
 def describe_taps(model):
     """The named taps a model offers, for error messages and inspection."""
-    names = ['logits']
-    if getattr(model, 'kdzoo_classifier', None):
-        names.append('pre_logits')
-    names += [f'stage{i + 1}' for i in range(len(declared_stages(model)))]
-    return names
-
-
-def _module_paths(model):
-    return [name for name, _ in model.named_modules() if name]
+    contract = contract_of(model)
+    names = ['logits'] + (['pre_logits'] if contract.classifier else [])
+    return names + [f'stage{i + 1}' for i in range(len(contract.stages))]
 
 
 def _find_module_path(model, path):
-    modules = dict(model.named_modules())
-    if path in modules:
-        return path
-    root = getattr(model, 'kdzoo_module_root', None)
-    if root and f'{root}.{path}' in modules:
-        return f'{root}.{path}'
-    close = difflib.get_close_matches(path, _module_paths(model), n=3, cutoff=0.6)
+    found = find_module(model, path, contract_of(model).module_root)
+    if found is not None:
+        return found
+    paths = [name for name, _ in model.named_modules() if name]
+    close = difflib.get_close_matches(path, paths, n=3, cutoff=0.6)
     hint = f" Closest module paths: {', '.join(close)}." if close else ''
     raise KeyError(f"Unknown tap {path!r} on {type(model).__name__}. Named taps: "
                    f"{', '.join(describe_taps(model))}, 'attn:<module path>', or any module path.{hint}")
 
 
+def _module_target(model, path, reads='output'):
+    module_path, branches = split_branch(path)
+    return TapTarget(_find_module_path(model, module_path), reads, branches)
+
+
+# ------------------------------------------------------------------------------------ tap forms
+TAP_PREFIXES = {}
+
+
+def register_tap_prefix(prefix):
+    """Register ``resolve(model, rest) -> TapTarget`` for taps written ``'<prefix><rest>'``."""
+    def register(resolve):
+        TAP_PREFIXES[prefix] = resolve
+        return resolve
+    return register
+
+
+@register_tap_prefix('attn:')
+def _resolve_attention_probabilities(model, rest):
+    path = _find_module_path(model, rest)
+    attention = model.get_submodule(path)
+    if not hasattr(attention, 'attn_drop'):
+        raise KeyError(f"attention tap 'attn:{rest}': {type(attention).__name__} at {path!r} has no `attn_drop` "
+                       "sub-module, so its attention probabilities cannot be read; tap a timm-style "
+                       "attention module (e.g. 'attn:blocks.11.attn')")
+    return TapTarget(path, 'attn')
+
+
+@register_tap_prefix('qkv:')
+def _resolve_attention_qkv(model, rest):
+    return TapTarget(_find_module_path(model, rest), 'qkv')
+
+
 def resolve_tap(model, tap):
     """Turn a tap name into the module whose output (or input) carries it."""
+    contract = contract_of(model)
     if tap == 'logits':
         return TapTarget('', 'output')
     if tap == 'pre_logits':
-        classifier = getattr(model, 'kdzoo_classifier', None)
-        if not classifier:
-            raise KeyError(f"{type(model).__name__} declares no classifier (`kdzoo_classifier`), so it has no "
-                           f"'pre_logits' tap. Available: {', '.join(describe_taps(model))}")
-        return TapTarget(_find_module_path(model, classifier), 'input')
+        if not contract.classifier:
+            raise KeyError(f"{type(model).__name__} declares no classifier, so it has no 'pre_logits' tap; "
+                           "pass classifier='<module path of its final Linear>' to the model (or declare it in "
+                           f"its TapContract). Available: {', '.join(describe_taps(model))}")
+        return _module_target(model, contract.classifier, 'input')
     if tap.startswith('stage') and tap[5:].isdigit():
-        stages, index = declared_stages(model), int(tap[5:])
+        stages, index = contract.stages, int(tap[5:])
         if not 1 <= index <= len(stages):
-            raise KeyError(f"{type(model).__name__} has {len(stages)} stages, so {tap!r} does not exist. "
-                           f"Available: {', '.join(describe_taps(model))}")
-        return TapTarget(_find_module_path(model, stages[index - 1]), 'output')
-    if tap.startswith('attn:'):
-        path = _find_module_path(model, tap[5:])
-        attention = model.get_submodule(path)
-        if not hasattr(attention, 'attn_drop'):
-            raise KeyError(f"attention tap {tap!r}: {type(attention).__name__} at {path!r} has no `attn_drop` "
-                           "sub-module, so its attention probabilities cannot be read; tap a timm-style "
-                           "attention module (e.g. 'attn:blocks.11.attn')")
-        return TapTarget(path, 'attn')
-    return TapTarget(_find_module_path(model, tap), 'output')
+            why = f" ({contract.stages_note})" if contract.stages_note and not stages else ''
+            raise KeyError(f"{type(model).__name__} has {len(stages)} stages{why}, so {tap!r} does not exist; "
+                           "pass stages=[...] (module paths, shallow to deep) to the model. Available: "
+                           f"{', '.join(describe_taps(model))}. Top of its module tree:\n{module_tree(model)}")
+        return _module_target(model, stages[index - 1])
+    for prefix, resolve in TAP_PREFIXES.items():
+        if tap.startswith(prefix):
+            return resolve(model, tap[len(prefix):])
+    return _module_target(model, tap)
+
+
+# ------------------------------------------------------------------------------------ tap kinds
+TAP_KINDS = {}
+
+
+def register_tap_kind(name):
+    """Register ``describe(tap, target, tensor, contract) -> FeatureSpec | None`` (None: not this kind).
+
+    Kinds are tried in registration order; the first that answers describes the tap.
+    """
+    def register(describe):
+        TAP_KINDS[name] = describe
+        return describe
+    return register
+
+
+@register_tap_kind('attn')
+def _attention_kind(tap, target, tensor, contract):
+    if target.reads == 'attn':
+        return FeatureSpec(tap, 'attn', tuple(tensor.shape[1:]))
+    return None
+
+
+@register_tap_kind('map')
+def _map_kind(tap, target, tensor, contract):
+    if tensor.dim() != 4:
+        return None
+    shape = tuple(tensor.shape[1:])
+    if contract.layout == 'NHWC':
+        shape = (shape[2], shape[0], shape[1])
+    return FeatureSpec(tap, 'map', shape, grid=shape[1:])
+
+
+@register_tap_kind('tokens')
+def _tokens_kind(tap, target, tensor, contract):
+    if tensor.dim() != 3:
+        return None
+    shape = tuple(tensor.shape[1:])
+    # the declared prefix first; then none; then one class token (N - 1 square, N not: ViT-style models)
+    for prefix in dict.fromkeys((contract.prefix_tokens, 0, 1)):
+        grid = token_grid(shape[0], prefix, contract.grid)
+        if grid is not None:
+            return FeatureSpec(tap, 'tokens', shape, num_prefix=prefix, grid=grid)
+    return FeatureSpec(tap, 'tokens', shape)
+
+
+@register_tap_kind('vector')
+def _vector_kind(tap, target, tensor, contract):
+    return FeatureSpec(tap, 'vector', tuple(tensor.shape[1:])) if tensor.dim() == 2 else None
+
+
+class Branches(tuple):
+    """A tuple/list output recorded without a branch selector; probing refuses it."""
+
+
+def describe_branches(value):
+    return ', '.join(f"[{i}] {tuple(v.shape) if torch.is_tensor(v) else type(v).__name__}"
+                     for i, v in enumerate(value))
 
 
 def infer_spec(model, tap, target, tensor):
     """Describe a raw tapped tensor in the canonical form (see :class:`FeatureSpec`)."""
+    where = target.module_path or 'model output'
+    if isinstance(tensor, Branches):
+        raise TypeError(f"tap {tap!r} ({where}) returns {len(tensor)} branches: {describe_branches(tensor)}; "
+                        f"kdzoo does not pick one for you. Select one with '{where}[i]' (e.g. "
+                        f"'{where}[{len(tensor) - 1}]'), also in stages=[...]")
+    if isinstance(tensor, AttentionCall):
+        return tensor.spec(model, tap, target)
     if not torch.is_tensor(tensor):
-        raise TypeError(f"tap {tap!r} ({target.module_path or 'model output'}) produced "
-                        f"{type(tensor).__name__}, not a tensor; tap a module that returns one tensor")
-    shape = tuple(tensor.shape[1:])
-    if target.reads == 'attn':
-        return FeatureSpec(tap, 'attn', shape)
-    if tensor.dim() == 4:
-        if getattr(model, 'kdzoo_map_layout', 'NCHW') == 'NHWC':
-            shape = (shape[2], shape[0], shape[1])
-        return FeatureSpec(tap, 'map', shape, grid=shape[1:])
-    if tensor.dim() == 3:
-        hint_prefix = getattr(model, 'kdzoo_num_prefix_tokens', 0)
-        hint_grid = getattr(model, 'kdzoo_grid', None)
-        for prefix in dict.fromkeys((hint_prefix, 0)):
-            grid = token_grid(shape[0], prefix, hint_grid)
-            if grid is not None:
-                return FeatureSpec(tap, 'tokens', shape, num_prefix=prefix, grid=grid)
-        return FeatureSpec(tap, 'tokens', shape)
-    if tensor.dim() == 2:
-        return FeatureSpec(tap, 'vector', shape)
+        raise TypeError(f"tap {tap!r} ({where}) produced {type(tensor).__name__}, not a tensor; "
+                        "tap a module that returns one tensor")
+    contract = contract_of(model)
+    for describe in TAP_KINDS.values():
+        spec = describe(tap, target, tensor, contract)
+        if spec is not None:
+            return spec
     raise TypeError(f"tap {tap!r} produced a {tensor.dim()}-D tensor {tuple(tensor.shape)}; kdzoo reads "
-                    "maps (B,C,H,W), tokens (B,N,C), vectors (B,C) and attention maps")
+                    f"maps (B,C,H,W), tokens (B,N,C), vectors (B,C) and attention maps ({', '.join(TAP_KINDS)})")
 
 
 def canonical(tensor, spec, nhwc):
+    if isinstance(tensor, AttentionCall):
+        tensor = tensor.qkv
     if spec.kind == 'map' and nhwc:
         tensor = tensor.permute(0, 3, 1, 2)
     return Feature(tensor, spec)
+
+
+def select_branch(output, branches, tap):
+    for index in branches:
+        if not isinstance(output, (tuple, list)) or index >= len(output):
+            kind = f"{len(output)} branches" if isinstance(output, (tuple, list)) else "one tensor"
+            raise IndexError(f"tap {tap!r} selects branch [{index}], but the module returns {kind}")
+        output = output[index]
+    return Branches(output) if isinstance(output, (tuple, list)) else output
+
+
+# ------------------------------------------------------------------------------------ attention q, k, v
+@dataclass
+class AttentionCall:
+    """What one attention module handed to ``F.scaled_dot_product_attention``: q, k, v laid out as timm's
+    ``qkv`` output (B, N, 3·heads·d), with the shapes that tell token attention from other kinds."""
+    qkv: torch.Tensor
+    q_shape: Tuple[int, ...]
+    k_shape: Tuple[int, ...]
+    input_shape: Tuple[int, ...]
+    batch: int = None
+
+    def spec(self, model, tap, target):
+        problem = self.not_token_attention()
+        if problem:
+            raise ValueError(
+                f"tap {tap!r}: {type(model.get_submodule(target.module_path)).__name__} at {target.module_path!r} "
+                f"is not token-to-token attention: {problem} (input {self.input_shape}, q {self.q_shape}, "
+                f"k {self.k_shape}). Token attention (what CAKD reads) gives probabilities (B, heads, N, N) over "
+                "the N tokens of each image; pass the path of such a module (teacher_attention=...) or use a "
+                "plain ViT-style teacher")
+        return _tokens_kind(tap, target, self.qkv, contract_of(model))
+
+    def not_token_attention(self):
+        batch, tokens = self.input_shape[0], self.input_shape[1] if len(self.input_shape) == 3 else None
+        if len(self.input_shape) != 3:
+            return (f"its input is {len(self.input_shape)}-D {self.input_shape}, not tokens (B, N, C) "
+                    "(an NHWC map or a convolutional attention)")
+        if self.batch is not None and self.q_shape[0] != self.batch:
+            return (f"it attends within {self.q_shape[0]} groups for a batch of {self.batch} images "
+                    "(windowed, unfolded or partitioned attention)")
+        if self.batch is not None and batch != self.batch:
+            return f"its input holds {batch} sequences for a batch of {self.batch} images (windowed tokens)"
+        if self.q_shape[-2] != tokens:
+            return (f"its queries run over {self.q_shape[-2]} positions, not the {tokens} tokens "
+                    "(channel attention such as XCA, or class attention)")
+        if self.k_shape[-2] != tokens:
+            return f"its keys are {self.k_shape[-2]} pooled positions, not the {tokens} tokens (spatial reduction)"
+        return None
+
+
+class SDPACapture:
+    """Pre/post forward hooks that catch the first ``F.scaled_dot_product_attention`` call of a module."""
+
+    def __init__(self, recorder, tap, module):
+        self.recorder, self.tap, self.module = recorder, tap, module
+        self._original = None
+        if hasattr(module, 'fused_attn'):
+            module.fused_attn = True  # the path that calls F.scaled_dot_product_attention
+
+    def before(self, module, args, kwargs=None):
+        if self.recorder._raw is None:
+            return
+        x = args[0] if args else next(iter((kwargs or {}).values()), None)
+        input_shape = tuple(x.shape) if torch.is_tensor(x) else ()
+        original = self._original = F.scaled_dot_product_attention
+
+        def capture(q, k, v, *rest, **options):
+            if self.recorder._raw is not None and self.tap not in self.recorder._raw and q.dim() == 4:
+                b, h, n, d = q.shape
+                qkv = torch.stack((q, k, v), 0).permute(1, 3, 0, 2, 4).reshape(b, n, 3 * h * d) \
+                    if k.shape == q.shape and v.shape[:3] == q.shape[:3] and v.shape[-1] == d else q.new_zeros(0)
+                self.recorder._raw[self.tap] = AttentionCall(qkv, tuple(q.shape), tuple(k.shape), input_shape)
+            return original(q, k, v, *rest, **options)
+        F.scaled_dot_product_attention = capture
+
+    def after(self, module, args, output):
+        if self._original is not None:
+            F.scaled_dot_product_attention = self._original
+            self._original = None
 
 
 class TapRecorder:
@@ -136,23 +299,32 @@ class TapRecorder:
             raise KeyError(f"{name}: {error.args[0]}") from None
         self.specs = {}
         self._raw = None
-        self._handles = [self._register(tap, target) for tap, target in self.targets.items()]
-        self._nhwc = getattr(self.model, 'kdzoo_map_layout', 'NCHW') == 'NHWC'
+        self._handles = []
+        for tap, target in self.targets.items():
+            self._handles += self._register(tap, target)
+        self._nhwc = contract_of(self.model).layout == 'NHWC'
 
     def _register(self, tap, target):
-        if target.reads == 'attn':
-            attention = self.model.get_submodule(target.module_path)
-            attention.fused_attn = False  # the fused kernel never materialises the probabilities
-            return attention.attn_drop.register_forward_hook(self._store_output(tap))
         module = self.model.get_submodule(target.module_path) if target.module_path else self.model
+        if target.reads == 'attn':
+            module.fused_attn = False  # the fused kernel never materialises the probabilities
+            return [module.attn_drop.register_forward_hook(self._store_output(tap, target))]
+        if target.reads == 'qkv':
+            capture = SDPACapture(self, tap, module)
+            return [module.register_forward_pre_hook(capture.before),
+                    module.register_forward_hook(capture.after)]
         if target.reads == 'input':
-            return module.register_forward_pre_hook(self._store_input(tap))
-        return module.register_forward_hook(self._store_output(tap))
+            return [module.register_forward_pre_hook(self._store_input(tap))]
+        return [module.register_forward_hook(self._store_output(tap, target))]
 
-    def _store_output(self, tap):
+    def _store_output(self, tap, target):
         def hook(module, args, output):
             if self._raw is not None:
-                self._raw[tap] = output[0] if isinstance(output, (tuple, list)) else output
+                if target.branches:
+                    output = select_branch(output, target.branches, tap)
+                elif isinstance(output, (tuple, list)):
+                    output = Branches(output)
+                self._raw[tap] = output
         return hook
 
     def _store_input(self, tap):
@@ -184,13 +356,73 @@ class TapRecorder:
         device = device or next(self.model.parameters()).device
         self.model.eval()
         self.start()
+        batch = 2
         try:
-            self.model(torch.zeros(2, *input_size, device=device))
+            self.model(torch.zeros(batch, *input_size, device=device))
         finally:
             raw, self._raw = self._raw, None
             self.model.train(was_training)
-        self.specs = {tap: infer_spec(self.model, tap, self.targets[tap], raw[tap]) for tap in self.targets}
+        missing = [tap for tap in self.targets if tap not in raw]
+        if missing:
+            raise RuntimeError(f"{self.name}: " + '; '.join(self.why_not_reached(tap) for tap in missing))
+        for value in raw.values():
+            if isinstance(value, AttentionCall):
+                value.batch = batch
+        self.specs = {tap: self._describe(tap, raw[tap]) for tap in self.targets}
         return self.specs
+
+    def _describe(self, tap, value):
+        try:
+            spec = infer_spec(self.model, tap, self.targets[tap], value)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{self.name}: {error.args[0]}") from None
+        self._check_stage_channels(tap, spec)
+        return spec
+
+    def _check_stage_channels(self, tap, spec):
+        contract = contract_of(self.model)
+        if not (contract.stage_channels and tap.startswith('stage') and tap[5:].isdigit()):
+            return
+        index = int(tap[5:]) - 1
+        expected = contract.stage_channels[index]
+        if spec.kind in ('map', 'tokens') and spec.channels != expected:
+            raise ValueError(f"{self.name}: {tap} ({contract.stages[index]}) gives {spec.describe()}, but the "
+                             f"model's feature_info says that stage has {expected} channels; pass "
+                             "stages=[...] (module paths, shallow to deep) to the model")
+
+    def why_not_reached(self, tap):
+        """Why a tap's hook did not fire in a forward pass, and what to tap instead."""
+        target = self.targets[tap]
+        path = target.module_path
+        module = self.model.get_submodule(path) if path else self.model
+        kind = type(module).__name__
+        if is_container(module):
+            children = [name for name, _ in module.named_children()]
+            shown = ', '.join(f"'{path}.{c}'" for c in children[:6]) + (' ...' if len(children) > 6 else '')
+            return (f"tap {tap!r} reads {path!r}, a {kind} container: its children run, it never does, so "
+                    f"nothing is recorded. Tap one of its children ({shown or 'none'}){self._argument_hint(tap)}")
+        if target.reads == 'attn':
+            return (f"tap {tap!r}: the attention dropout of {kind} at {path!r} never ran, so its probabilities "
+                    "are never materialised (the module computes attention in one fused call); use "
+                    f"'qkv:{path}' for its q, k, v instead")
+        if target.reads == 'qkv':
+            return (f"tap {tap!r}: {kind} at {path!r} made no F.scaled_dot_product_attention call (or never "
+                    "ran), so its q, k, v cannot be read; tap a timm-style attention module whose fused "
+                    "path calls F.scaled_dot_product_attention")
+        parent, _, name = path.rpartition('.')
+        return (f"tap {tap!r} reads {path!r} ({kind}), which was never called during the forward: its parent "
+                f"{parent or type(self.model).__name__!r} uses it without calling it (e.g. F.linear(x, "
+                f"{name}.weight)) or skips it. Tap a module that runs, e.g. its parent {parent!r}"
+                + (" (or 'qkv:<attention path>' for attention q, k, v)" if name == 'qkv' else '')
+                + self._argument_hint(tap))
+
+    @staticmethod
+    def _argument_hint(tap):
+        if tap == 'pre_logits':
+            return "; pass classifier='<path of a Linear that runs>' to the model"
+        if tap.startswith('stage') and tap[5:].isdigit():
+            return "; pass stages=[...] (paths of modules that run, shallow to deep) to the model"
+        return ''
 
     def remove(self):
         for handle in getattr(self, '_handles', ()):

@@ -39,3 +39,67 @@ def timm_stage_paths(model, num_stages=4):
                                     if num_stages <= 4 else [k / num_stages for k in range(1, num_stages + 1)])
         return [feature_info[b - 1]['module'] for b in blocks]
     return [info['module'] for info in feature_info[-num_stages:]]
+
+
+def branch_paths(feature_info):
+    """``feature_info`` entries as tap paths; a module listed more than once (one entry per branch of a
+    multi-branch module such as CrossViT's blocks) gets an explicit branch selector, ``'blocks.0[1]'``."""
+    seen = {}
+    paths = []
+    for info in feature_info:
+        module = info['module']
+        branch = seen[module] = seen.get(module, -1) + 1
+        paths.append((module, branch))
+    multi = {module for module, branch in paths if branch}
+    return [f'{module}[{branch}]' if module in multi else module for module, branch in paths]
+
+
+def select_stage_entries(feature_info, num_stages):
+    """Indices of the ``feature_info`` entries that are the stages (see the module docstring).
+
+    A multi-branch model's stages come from its last-listed branch, each selected explicitly.
+    """
+    paths = branch_paths(feature_info)
+    indices = list(range(len(feature_info)))
+    if len(set(paths)) != len({info['module'] for info in feature_info}):
+        last_branch = max(int(p.rpartition('[')[2][:-1]) for p in paths if p.endswith(']'))
+        indices = [i for i in indices if paths[i].endswith(f'[{last_branch}]')]
+    entries = [feature_info[i] for i in indices]
+    if is_plain(entries) and len(entries) > num_stages:
+        fractions = PLAIN_STAGE_FRACTIONS[-num_stages:] if num_stages <= 4 \
+            else [k / num_stages for k in range(1, num_stages + 1)]
+        return [indices[b - 1] for b in plain_stage_blocks(len(entries), fractions)]
+    return indices[-num_stages:]
+
+
+def timm_stage_plan(model, num_stages=4):
+    """How to read a timm model's stages: ``(paths, channels, intermediate_indices, note)``.
+
+    ``paths`` are the ``feature_info`` modules (with branch selectors) when every one of them exists and
+    runs its own forward; then ``intermediate_indices`` is None and hooks read them. Otherwise, when the
+    model offers ``forward_intermediates``, the stages are its intermediates ``intermediate_indices`` (the
+    wrapper routes them through identity modules) and ``paths`` is None. With neither, ``paths`` is empty
+    and ``note`` says why. ``channels`` are timm's for each stage.
+    """
+    from .contract import find_module, is_container, split_branch
+    feature_info = getattr(model, 'feature_info', None)
+    if not feature_info:
+        return [], None, None, f"{type(model).__name__} has no timm feature_info"
+    indices = select_stage_entries(feature_info, num_stages)
+    all_paths = branch_paths(feature_info)
+    paths = [all_paths[i] for i in indices]
+    channels = [feature_info[i]['num_chs'] for i in indices]
+    unusable = []
+    for path in paths:
+        module_path, _ = split_branch(path)
+        found = find_module(model, module_path)
+        if found is None:
+            unusable.append(f"{path!r} is not a module")
+        elif is_container(model.get_submodule(found)):
+            unusable.append(f"{path!r} is a {type(model.get_submodule(found)).__name__} that never runs itself")
+    if not unusable:
+        return paths, channels, None, ''
+    if hasattr(model, 'forward_intermediates') and hasattr(model, 'forward_head'):
+        return None, channels, indices, ''
+    return [], None, None, (f"timm's feature_info names stage modules that cannot be hooked "
+                            f"({'; '.join(unusable)}) and the model has no forward_intermediates")
