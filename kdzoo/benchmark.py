@@ -13,7 +13,8 @@ The spec (YAML)::
     seeds: [0, 1, 2]                  # randomness.seed of each run; non-negative, distinct integers
     overrides:                        # optional --cfg-options for every cell (not for teacher training)
       train_dataloader.dataset.num_items: 1000
-    reference: student                # optional (default 'student'): the method trained without a teacher
+    reference: student                # optional (default 'student'): the method trained without a teacher;
+                                      # it must be run by some pair; null: no reference column
     methods: [student, kd, dkd]       # method m of pair p runs <pair dir>/<m>.py
     pairs:                            # name -> folder of configs, or {dir: ..., methods: [...]}
       vit-resnet: configs/benchmarks/mnist/vit-resnet
@@ -101,6 +102,8 @@ class Spec:
         methods = list(self.methods)
         for pair in self.pairs.values():
             methods += [m for m in pair.methods if m not in methods]
+        if self.reference is None:
+            return methods
         return [self.reference] + [m for m in methods if m != self.reference]
 
 
@@ -150,15 +153,26 @@ def parse_spec(raw, source='spec'):
     seeds = check_seeds(raw.get('seeds'), problems) if 'seeds' in raw else []
     overrides = check_overrides(raw.get('overrides') or {}, problems)
     reference = raw.get('reference', 'student')
-    if not (isinstance(reference, str) and NAME_PATTERN.match(reference)):
+    if reference is not None and not (isinstance(reference, str) and NAME_PATTERN.match(reference)):
         problems.append(f'reference {reference!r}: give the method name of the run without a teacher')
     methods = check_method_list(raw.get('methods'), 'methods', problems) if 'methods' in raw else []
     pairs = parse_pairs(raw.get('pairs'), methods, problems) if 'pairs' in raw else {}
+    problems += reference_problems(reference, methods, pairs)
     problems += missing_config_problems(pairs)
     if problems:
         raise SpecError(problems, source)
     return Spec(name=name, metric=metrics[0], extra_metrics=metrics[1], seeds=seeds, pairs=pairs,
                 methods=methods, lower_is_better=metrics[2], overrides=overrides, reference=reference)
+
+
+def reference_problems(reference, methods, pairs):
+    """The reference column must be a method that some pair runs (else it would be an unlabeled n/a gap)."""
+    run = set(methods).union(*(pair.methods for pair in pairs.values())) if pairs else set(methods)
+    if reference is None or not (methods or pairs) or reference in run:
+        return []
+    return [f"reference {reference!r} is not among the methods run ({', '.join(sorted(run))}): add it to "
+            "`methods` (the run without a teacher that the others are compared with), name one of those "
+            "methods with `reference:`, or set `reference: null` for no reference column"]
 
 
 KEY_HELP = {
@@ -524,10 +538,8 @@ class TeacherJob:
 
 
 def load_cell_config(config, overrides):
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict(dict(overrides))
-    return cfg
+    from kdzoo.tools_support import load_config
+    return load_config(config, dict(overrides))
 
 
 def missing_teachers(cfg):
@@ -933,7 +945,7 @@ def render_markdown(spec, records):
     """One table per metric: rows are pairs; columns the teacher, the reference, then the methods."""
     summary = summarize(spec, records)
     columns = spec.columns()
-    distillers = columns[1:]
+    distillers = [c for c in columns if c != spec.reference]
     num_seeds = len(spec.seeds)
     counts = {s: sum(r.get('status') == s for r in records) for s in ('ok', 'failed', 'missing')}
     lines = [f'# Benchmark {spec.name}', '',

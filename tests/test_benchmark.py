@@ -41,6 +41,24 @@ def problems_of(raw):
 
 # ----------------------------------------------------------------------------------------------- spec
 
+def test_reference_that_no_pair_runs_is_refused_naming_the_fix(tmp_path):
+    """Before: a reference absent from the methods gave a silent n/a column and an unlabeled chart gap."""
+    folder = pair_folder(tmp_path, 'a', ['kd', 'dkd'])
+    message = problems_of(spec_dict(folder, methods=['kd', 'dkd']))
+    assert "reference 'student' is not among the methods run (dkd, kd)" in message
+    assert 'reference: null' in message
+
+
+def test_reference_null_gives_no_reference_column(tmp_path):
+    folder = pair_folder(tmp_path, 'a', ['kd', 'dkd'])
+    spec = bench.parse_spec(spec_dict(folder, methods=['kd', 'dkd'], reference=None))
+    assert spec.columns() == ['kd', 'dkd']
+    records = [dict(cell=f'vit-cnn/{m}/seed{s}', pair='vit-cnn', method=m, seed=s, status='ok',
+                    metrics={'accuracy/top1': 90.0 + s + (m == 'kd')}) for m in ('kd', 'dkd') for s in (0, 1)]
+    table = bench.render_markdown(spec, records)
+    assert '| pair | teacher | kd | dkd |' in table and '**91.50 ± 0.71**' in table
+
+
 def test_spec_parses_both_pair_forms_and_plans_every_cell(tmp_path):
     a = pair_folder(tmp_path, 'a', ['student', 'kd', 'dkd'])
     b = pair_folder(tmp_path, 'b', ['student', 'kd'])

@@ -225,7 +225,24 @@ def val_at_far(distances, issame, far_target=1e-3, n_folds=10, thresholds=None):
     if np.isnan(vals).any() or np.isnan(fars).any():
         warnings.warn('VAL@FAR: some fold lacks genuine or impostor pairs; the result is nan',
                       UndefinedMetricWarning, stacklevel=2)
+    else:
+        warn_if_far_unresolved(distances.size, issame, n_folds, far_target)
     return ValAtFar(float(np.mean(vals)), float(np.std(vals)), float(np.mean(fars)))
+
+
+def warn_if_far_unresolved(num_pairs, issame, n_folds, far_target):
+    """Warn when a training fold has too few impostor pairs for one false accept at ``far_target``.
+
+    The value itself stays insightface's; but with fewer than 1 / far_target impostors the fitted threshold
+    only separates the impostors seen, so VAL reads optimistic (often 1.0 on a small pair set).
+    """
+    fewest = min(np.count_nonzero(~issame[train]) for train, _ in contiguous_folds(num_pairs, n_folds))
+    needed = int(np.ceil(1 / far_target))
+    if fewest < needed:
+        warnings.warn(f"VAL@FAR={format_rate(far_target)}: a training fold holds only {fewest} impostor pairs, "
+                      f"fewer than the {needed} that one false accept at that rate needs, so the threshold "
+                      "cannot be fitted to the target and VAL reads optimistic; use a larger pair set or a "
+                      "larger far_target", UndefinedMetricWarning, stacklevel=3)
 
 
 def _as_pairs(distances, issame):

@@ -1,5 +1,6 @@
 """Verification metrics against hand-worked answers (insightface protocol, docs/face_recognition.md §2)."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -161,6 +162,23 @@ def test_val_at_far_ten_folds_by_hand():
     assert result.val == pytest.approx(0.1)
     assert result.val_std == pytest.approx(0.3)  # sqrt((0.9**2 + 9 * 0.1**2) / 10)
     assert result.far == pytest.approx(0.1)
+
+
+def test_val_at_far_on_too_few_impostors_warns_but_keeps_insightface_value():
+    distances, issame = twenty_pairs_with_two_hard_ones()
+    with pytest.warns(UndefinedMetricWarning, match=r'VAL@FAR=1e-3: a training fold holds only \d+ impostor '
+                                                    r'pairs, fewer than the 1000'):
+        result = val_at_far(distances, issame, 1e-3)
+    assert result.val == pytest.approx(0.1)
+
+
+def test_val_at_far_with_enough_impostors_does_not_warn():
+    rng = np.random.default_rng(0)
+    issame = np.arange(4000) % 2 == 0
+    distances = np.where(issame, rng.uniform(0, 1, 4000), rng.uniform(1, 4, 4000))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        val_at_far(distances, issame, 1e-2)
 
 
 def test_val_at_far_without_impostors_is_nan_with_warning():
