@@ -1,14 +1,81 @@
 """What tools/train.py, test.py and export.py share: runner construction, teacher-first training, export."""
+import ast
 import contextlib
+import difflib
+import inspect
 import os
 import os.path as osp
 import sys
 
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.runner import Runner
 
 from kdzoo.engine.runner import KdzooRunner
 from kdzoo.utils.compat import init_cpu_distributed, needs_cpu_distributed
+
+
+# The top-level keys mmengine's Runner reads: those Runner.from_cfg passes to Runner.__init__, and those the
+# Runner reads later with ``self.cfg.get``; then kdzoo's own.
+RUNNER_KEYS = tuple(inspect.signature(Runner.__init__).parameters)[1:-1] + (
+    'model_wrapper_cfg', 'sync_bn', 'find_unused_parameters', 'compile', 'efficient_conv_bn_eval',
+    'activation_checkpointing')
+KDZOO_KEYS = ('teacher_configs',)
+
+
+def load_config(path, options=None):
+    """The config at ``path`` with ``options`` (``--cfg-options``) merged in; what every tool reads.
+
+    A syntax error names the config file (or ``_base_`` file) and line, where mmengine says ``<unknown>``.
+    A top-level option key that neither the config defines nor anything reads is refused, naming the key.
+    """
+    check_config_syntax(path)
+    cfg = Config.fromfile(path)
+    if options:
+        check_option_keys(cfg, options)
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def check_config_syntax(path):
+    """Parse ``path`` and its literal ``_base_`` files; a SyntaxError carries the file and line."""
+    if not path.endswith('.py') or not osp.isfile(path):
+        return  # mmengine reports a missing file or a non-Python config itself
+    with open(path, encoding='utf-8') as f:
+        source = f.read()
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as error:
+        raise SyntaxError(f"config file {path}, line {error.lineno}: {error.msg}",
+                          (path, error.lineno, error.offset, error.text)) from None
+    for base in literal_bases(tree):
+        check_config_syntax(osp.normpath(osp.join(osp.dirname(path), base)))
+
+
+def literal_bases(tree):
+    """The ``_base_`` file names a parsed config lists literally (others are left to mmengine)."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '_base_' for t in node.targets):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                return []
+            return [bases] if isinstance(bases, str) else [b for b in bases if isinstance(b, str)]
+    return []
+
+
+def check_option_keys(cfg, options):
+    """Refuse an option whose top-level key the config lacks and no component reads (a typo, silently ignored)."""
+    known = set(cfg.keys()) | set(RUNNER_KEYS) | set(KDZOO_KEYS)
+    for key, value in options.items():
+        top = key.split('.')[0]
+        if top in known:
+            continue
+        close = difflib.get_close_matches(top, sorted(known), n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ''
+        raise ValueError(f"--cfg-options {key}={value!r}: the config defines no top-level key {top!r} and neither "
+                       f"mmengine's Runner nor kdzoo reads one, so the option would be ignored.{hint} Override a "
+                       "key the config has (e.g. train_cfg.max_epochs=2), or define the key in the config file.")
 
 
 def ddp_wrapper_cfg(cfg, on_cpu):
@@ -94,8 +161,7 @@ def train_missing_teachers(cfg, launcher='none', teacher_cfg_options=None):
         print_log(f"teacher {name!r}: checkpoint {checkpoint} not found, so it is trained first with "
                   f"{teacher_config}" + (f" and --teacher-cfg-options {dict(teacher_cfg_options)}"
                                          if teacher_cfg_options else ''), logger='current')
-        teacher_cfg = Config.fromfile(teacher_config)
-        teacher_cfg.merge_from_dict(teacher_cfg_options or {})
+        teacher_cfg = load_config(teacher_config, teacher_cfg_options)
         teacher_cfg.work_dir = osp.join(osp.dirname(checkpoint) or '.', f'{name}_teacher_run')
         runner = build_runner(teacher_cfg, launcher)
         runner.train()
@@ -133,8 +199,10 @@ def student_only_config(cfg):
 
     Adapters on the student stay: they are part of its forward."""
     model_cfg = cfg.model.copy()
-    model_cfg.update(teachers={}, distillers=[],
-                     adapters=[cfg.model.adapters[i] for i in student_adapter_indices(cfg)])
+    # Item assignment replaces; ConfigDict.update would merge {} into the teachers and keep them all.
+    model_cfg['teachers'] = {}
+    model_cfg['distillers'] = []
+    model_cfg['adapters'] = [cfg.model.adapters[i] for i in student_adapter_indices(cfg)]
     return model_cfg
 
 
@@ -144,10 +212,11 @@ def load_student(cfg, checkpoint):
     ``checkpoint`` is a bare student (safetensors or a state dict) or a training checkpoint written by
     tools/train.py, both read with weights_only=True (see :func:`kdzoo.models.weights.load_checkpoint_file`).
     """
-    from kdzoo.models.weights import load_state, read_state_dict
+    from kdzoo.models.weights import checkpoint_source, load_state, read_state_dict
     from kdzoo.registry import MODELS
+    with checkpoint_source('CHECKPOINT'):
+        state = read_state_dict(checkpoint)
     model = MODELS.build(student_only_config(cfg))
-    state = read_state_dict(checkpoint)
     student_keys = {k: v for k, v in state.items() if k.startswith('student.')} or state
     load_state(model.student, student_keys, checkpoint)
     for position, original in enumerate(student_adapter_indices(cfg)):
