@@ -9,7 +9,8 @@ A ViT teacher teaches a CNN student through two projectors and an adversarial br
   With A(Q, K) the head-averaged softmax(Q·Kᵀ/√d_h) (``attention='probs'``) or pre-softmax Q·Kᵀ/√d_h
   (``attention='logits'``) and G(V) = head-average of V·Vᵀ/√d_h:
       L_attn = MSE(A(Q'_S, K'_S), A(Q_T, K_T)),   L_vv = MSE(G(V'_S), G(V_T)).
-  Teacher Q/K/V come from the last timm attention's ``qkv`` Linear (tap ``'<last block>.attn.qkv'``), with
+  Teacher Q/K/V are what the last timm attention hands to ``F.scaled_dot_product_attention`` (tap
+  ``'qkv:<last block>.attn'``, so fused ``F.linear`` qkv, q/k norms and rotary embeddings are included), with
   the class/prefix tokens removed before the maps are formed (patch × patch maps; for softmax maps this
   normalises over patch keys only, the student having no class token).
 * GL projector (group-wise linear, docs/methods/cakd.md). The student grid is cut into contiguous ``gl_block``×``gl_block``
@@ -65,6 +66,7 @@ from mmengine.logging import print_log
 from torch.func import functional_call
 
 from kdzoo.registry import DISTILLERS
+from kdzoo.taps.contract import contract_of
 from kdzoo.taps.recorder import resolve_tap, unwrap
 from .base import BaseDistiller, shape_error
 from .fitnet import init_connector_weights
@@ -204,12 +206,23 @@ class TeacherAttention:
 
 
 def is_timm_attention(module):
-    return isinstance(getattr(module, 'qkv', None), nn.Linear) and hasattr(module, 'num_heads')
+    """A timm-style attention module: ``num_heads`` and a fused ``qkv`` (or separate ``q``) projection.
+    Whether it is token-to-token attention is checked by behaviour when the ``qkv:`` tap is probed."""
+    return hasattr(module, 'num_heads') and any(isinstance(getattr(module, name, None), nn.Linear)
+                                                for name in ('qkv', 'q', 'q_proj'))
+
+
+def head_dim_of(module):
+    qkv = getattr(module, 'qkv', None)
+    if isinstance(qkv, nn.Linear):
+        return qkv.out_features // (3 * module.num_heads)
+    q = getattr(module, 'q', None) or getattr(module, 'q_proj', None)
+    return getattr(module, 'head_dim', None) or q.out_features // module.num_heads
 
 
 def final_tokens_path(model, attention_path):
     """The model's final norm (``<root>.norm``) if it has one, else the output of the attention's block."""
-    root = getattr(model, 'kdzoo_module_root', None)
+    root = contract_of(model).module_root
     norm_path = f'{root}.norm' if root else 'norm'
     modules = dict(model.named_modules())
     if norm_path in modules and not isinstance(modules[norm_path], nn.Identity):
@@ -218,7 +231,7 @@ def final_tokens_path(model, attention_path):
 
 
 def describe_model(model):
-    inner = getattr(model, getattr(model, 'kdzoo_module_root', None) or '', None)
+    inner = getattr(model, contract_of(model).module_root or '', None)
     return f"{type(model).__name__} of {type(inner).__name__}" if isinstance(inner, nn.Module) \
         else type(model).__name__
 
@@ -227,26 +240,26 @@ def find_teacher_attention(model, teacher_name, attention=None, tokens=None):
     """Locate the teacher's last timm-style attention; a model without one cannot be a CAKD teacher."""
     model = unwrap(model)
     if attention is None:
-        paths = [name for name, module in model.named_modules() if is_timm_attention(module)]
+        declared = contract_of(model).attention
+        paths = list(declared) or [name for name, module in model.named_modules() if is_timm_attention(module)]
         if not paths:
             raise ValueError(
                 f"cakd: teacher {teacher_name!r} ({describe_model(model)}) has no timm-style attention module "
-                "(a `qkv` nn.Linear and `num_heads`), so there is no '<last block>.attn.qkv' tap to read Q/K/V "
-                "from; CAKD needs a token (ViT-like) teacher")
+                "(`num_heads` and a `qkv` nn.Linear), so there is no token attention to read Q/K/V from; CAKD "
+                "needs a token (ViT-like) teacher, or teacher_attention='<module path>' naming one")
         attention = paths[-1]
     else:
         attention = resolve_tap(model, attention).module_path
     module = model.get_submodule(attention)
     if not is_timm_attention(module):
         raise ValueError(f"cakd: teacher {teacher_name!r} module {attention!r} ({type(module).__name__}) is "
-                         "not a timm-style attention with a `qkv` nn.Linear and `num_heads`")
-    for norm in ('q_norm', 'k_norm'):
-        if not isinstance(getattr(module, norm, nn.Identity()), nn.Identity):
-            raise ValueError(f"cakd: teacher {teacher_name!r} attention {attention!r} normalises q/k "
-                             f"({norm}); the '{attention}.qkv' tap does not include that normalisation")
-    head_dim = module.qkv.out_features // (3 * module.num_heads)
+                         "not a timm-style attention with `num_heads` and a `qkv` nn.Linear; pass "
+                         "teacher_attention='<path of one>'")
+    head_dim = head_dim_of(module)
     tokens = final_tokens_path(model, attention) if tokens is None else resolve_tap(model, tokens).module_path
-    return TeacherAttention(f'{attention}.qkv', tokens, module.num_heads, head_dim,
+    # q, k, v as the module hands them to F.scaled_dot_product_attention: after any q/k norm and rotary
+    # embedding, whether qkv is a called Linear or applied with F.linear; the probe refuses non-token attention
+    return TeacherAttention(f'qkv:{attention}', tokens, module.num_heads, head_dim,
                             float(getattr(module, 'scale', head_dim ** -0.5)))
 
 

@@ -27,7 +27,7 @@ VIT = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', img_size=32
 CNN = dict(type='TimmClassifier', model_name='resnet10t', in_chans=1, num_classes=10, channels=(8, 16, 16, 16),
            stem_width=8)
 PREPROCESSOR = dict(type='mmpretrain.ClsDataPreprocessor', num_classes=10)
-QKV_TAP, TOKENS_TAP = 'model.blocks.0.attn.qkv', 'model.norm'
+QKV_TAP, TOKENS_TAP = 'qkv:model.blocks.0.attn', 'model.norm'
 
 
 # ----------------------------------------------------------------------------------------------- numpy side
@@ -352,10 +352,10 @@ def test_generator_term_reaches_the_student_only_when_not_detached(detach):
 
 def test_cnn_teacher_and_mismatched_grid_fail_at_build():
     with pytest.raises(ValueError, match=r"teacher 'cnn' \(TimmClassifier of ResNet\) has no timm-style "
-                                         r"attention.*'<last block>.attn.qkv'"):
+                                         r"attention.*no token attention.*teacher_attention="):
         DistillModel(student=CNN, teachers=dict(cnn=CNN), distillers=[dict(type='cakd')], input_size=(1, 32, 32),
                      data_preprocessor=PREPROCESSOR)
-    with pytest.raises(ValueError, match=r"grid must equal.*stage3: map \(16, 2, 2\).*blocks.0.attn.qkv"):
+    with pytest.raises(ValueError, match=r"grid must equal.*stage3: map \(16, 2, 2\).*qkv:model.blocks.0.attn"):
         make_model(student_stage='stage3')
 
 
