@@ -62,6 +62,7 @@ from mmengine.logging import print_log
 
 from kdzoo.registry import ADAPTERS
 from kdzoo.taps.feature import to_map, to_tokens
+from kdzoo.taps.contract import contract_of
 from kdzoo.taps.recorder import TapTarget, declared_stages, infer_spec, resolve_tap, unwrap
 from .base import BaseAdapter
 
@@ -278,6 +279,11 @@ class AFP(BaseAdapter):
     def attach(self, model):
         model = unwrap(model)
         num_declared = len(declared_stages(model))
+        if not num_declared:
+            note = contract_of(model).stages_note
+            raise ValueError(f"afp: {type(model).__name__} declares no stages{f' ({note})' if note else ''}, so "
+                             "there is no stage input to prompt; pass stages=[...] (module paths, shallow to "
+                             "deep) to the teacher model")
         stages = self.stages or tuple(range(1, num_declared + 1))
         if not stages or not all(1 <= k <= num_declared for k in stages) or len(set(stages)) != len(stages):
             raise ValueError(f"afp: stages must be distinct values in 1..{num_declared} (the stages "
@@ -337,7 +343,7 @@ class AFP(BaseAdapter):
             raise RuntimeError(f"afp: the inputs of {missing} have not been seen; run one forward pass of the "
                                "teacher with the adapter attached before build() (DistillModel's probe does)")
         self._check_insertion_points()
-        nhwc = getattr(self._model[0], 'kdzoo_map_layout', 'NCHW') == 'NHWC'
+        nhwc = contract_of(self._model[0]).layout == 'NHWC'
         feedback_shapes = feedback_shapes or {}
         for k in self.stages:
             name = f'stage{k}'
