@@ -4,3 +4,4 @@ from .replay import ReplayDataset  # noqa: F401
 from .transforms import MultiViewGenerator  # noqa: F401
 from . import face  # noqa: F401
 from . import imagenet  # noqa: F401
+from . import image_folder  # noqa: F401
