@@ -1,4 +1,6 @@
 default_scope = 'kdzoo'
+# kdzoo.engine.runner.KdzooRunner: atomic checkpoints, resume with fallback, a lock on the work_dir
+runner_type = 'KdzooRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -9,7 +11,8 @@ default_hooks = dict(
 )
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
-log_processor = dict(by_epoch=True, window_size=10)
+# Losses below 0.01 print with 4 significant digits (mmengine's fixed 4 decimals show 2e-5 as 0.0000)
+log_processor = dict(type='kdzoo.SignificantDigitsLogProcessor', by_epoch=True, window_size=10)
 log_level = 'INFO'
 load_from = None
 resume = False

@@ -1,5 +1,6 @@
 """The console header stays short (the log file keeps the full dump) and the closing summary keeps 4 digits."""
 import io
+import json
 import logging
 from types import SimpleNamespace
 
@@ -43,3 +44,25 @@ def test_summary_keeps_four_significant_digits():
     lines = []
     final_summary(SimpleNamespace(message_hub=hub, logger=SimpleNamespace(info=lines.append)))
     assert lines == ['kdzoo summary: teacher vit accuracy/top1: 97.45; student orl/auc: 0.9566']
+
+
+def test_small_loss_values_keep_significant_digits_in_the_log_line():
+    """Before: a live 2e-5 attention term printed as 0.0000, like a dead one."""
+    from kdzoo.engine.runner import SmallValue
+    assert f'{SmallValue(2.3456e-5):.4f}' == '2.346e-05'
+    assert f'{SmallValue(0.0):.4f}' == '0.0000' and f'{SmallValue(1.5):.4f}' == '1.5000'
+    assert json.dumps({'loss': SmallValue(2.5e-5)}) == '{"loss": 2.5e-05}'
+
+
+def test_significant_digits_processor_formats_losses_only():
+    from mmengine.config import Config
+
+    from kdzoo.engine.runner import SignificantDigitsLogProcessor, SmallValue
+    hub = MessageHub.get_instance('kdzoo-test-log-processor')
+    hub.update_scalar('train/loss_urfm_attn', 2.5e-5)
+    hub.update_scalar('train/lr', 1e-5)
+    processor = SignificantDigitsLogProcessor(window_size=1)
+    tag = processor._collect_scalars([], SimpleNamespace(message_hub=hub), 'train')
+    assert isinstance(tag['loss_urfm_attn'], SmallValue) and not isinstance(tag['lr'], SmallValue)
+    runtime = Config.fromfile('configs/_base_/default_runtime.py')
+    assert runtime.log_processor.type == 'kdzoo.SignificantDigitsLogProcessor'
