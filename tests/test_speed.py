@@ -71,6 +71,7 @@ def test_teacher_features_leave_inference_mode_as_ordinary_tensors():
             assert not feature.data.is_inference() and not feature.data.requires_grad
 
 
+@pytest.mark.slow
 def test_speed_tool_reports_ratios_and_memory(capsys):
     configs = [os.path.join(QUICKSTART, name) for name in ('kd.py', 'cakd.py')]
     medians, floor, peaks = speed.main(configs + ['--batch-size', '8', '--repeats', '2', '--warmup', '1',
@@ -81,6 +82,33 @@ def test_speed_tool_reports_ratios_and_memory(capsys):
     assert floor == pytest.approx(medians['(a) teacher forward'] + medians['(b) student step'])
     assert peaks['(c) cakd'] > peaks['(b) student step'] > 0
     assert '92,393' in out      # cakd's projectors and discriminator: its extra trainable parameters
+
+
+def test_algorithmic_floor_of_a_prompted_teacher_method(capsys):
+    """FOFA's floor: its prompted teacher forward + backward (p), the plain teacher forward (a), the student (b)."""
+    configs = [os.path.join(QUICKSTART, name) for name in ('kd.py', 'fofa.py')]
+    medians, floor, _ = speed.main(configs + ['--batch-size', '4', '--repeats', '2', '--warmup', '1', '--no-memory'])
+    out = capsys.readouterr().out
+    assert '(p) fofa prompted teacher' in medians and not any(label.startswith('(p) kd') for label in medians)
+    fofa_floor = sum(medians[k] for k in ('(p) fofa prompted teacher', '(a) teacher forward', '(b) student step'))
+    fofa_row = next(line for line in out.splitlines() if line.startswith('(c) fofa'))
+    assert f'{fofa_floor * 1e3:.1f}' in fofa_row.split() and f"{medians['(c) fofa'] / fofa_floor:.3f}" in fofa_row
+    kd_row = next(line for line in out.splitlines() if line.startswith('(c) kd'))
+    assert f'{floor * 1e3:.1f}' in kd_row.split()          # a frozen teacher's method: the common floor
+
+
+def test_prompted_pass_trains_nothing_and_reaches_every_adapter_parameter():
+    cfg = speed.load_config(os.path.join(QUICKSTART, 'fofa.py'))
+    torch.manual_seed(0)
+    model = speed.build_model(cfg, 'as-configured', torch.device('cpu'))
+    inputs, samples = torch.randn(4, 1, 32, 32), batch_of(range(4))
+    model.loss(inputs, samples)                        # AFP gets its feedback
+    seen = []
+    for p in model.adapters[0].parameters():
+        p.register_hook(lambda grad: seen.append(grad))
+    speed.prompted_teacher_pass(model, inputs)()
+    assert len(seen) == sum(1 for _ in model.adapters[0].parameters())
+    assert all(p.grad is None for p in model.parameters())
 
 
 def student_inputs_of_floor_and_step(cfg, batch_size):
@@ -96,6 +124,7 @@ def student_inputs_of_floor_and_step(cfg, batch_size):
     return seen[-2], seen[-1]
 
 
+@pytest.mark.slow
 def test_floor_and_steps_see_the_same_preprocessed_training_batch(capsys):
     """(b) and (c) must time the same inputs: a floor measured on other values is not a floor."""
     cfg = speed.load_config(os.path.join(QUICKSTART, 'kd.py'))

@@ -10,12 +10,17 @@ The configs must share one teacher–student pair (same student and teacher mode
       margin loss, backward, the config's optimiser step);
   (c) each config's full ``DistillModel.train_step`` with its own optimiser wrapper (discriminators included),
       once per ``--variants`` entry (teacher fast-path options: ``bf16``/``fp16`` autocast, ``channels-last``);
+  (p) for a config whose teacher adapters train (FOFA's AFP, URFM's APT): the prompted teachers' forward and
+      backward into those adapters, with the variant's teacher settings;
 
 each the median of ``--repeats`` rounds in which every measurement runs once, in a shuffled order, so load
-changes on a shared machine hit all of them alike. It prints (c) / ((a) + (b)), the method's extra trainable
-parameters, and each step's peak memory relative to (b): on CUDA from the allocator's peak counter, on CPU
-from the bytes of every tensor the step creates while it is alive (a dispatch-mode tracker; it counts tensors,
-not allocator overhead). Teachers whose checkpoint does not exist are randomly initialised (their weights do
+changes on a shared machine hit all of them alike. It prints (c) / ((a) + (b)); each method's algorithmic
+floor, what its teacher and student passes cost timed bare: (b) plus (a) for a frozen teacher, or (b) plus
+(p) plus, when a distiller reads the un-prompted teacher (FOFA, URFM's prompt anchor), (a) for that pass;
+(c) over that floor, which is the overhead of everything else (connectors, losses, copies, optimiser); the
+method's extra trainable parameters, and each step's peak memory relative to (b): on CUDA from the
+allocator's peak counter, on CPU from the bytes of every tensor the step creates while it is alive (a
+dispatch-mode tracker; it counts tensors, not allocator overhead). Teachers whose checkpoint does not exist are randomly initialised (their weights do
 not change the time). CUDA timings synchronise the device before and after each measurement.
 
 All measurements see one batch: the first config's first training batch when its data is on this machine,
@@ -34,7 +39,6 @@ import weakref
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -44,6 +48,7 @@ from torch.utils._pytree import tree_flatten  # noqa: E402
 import kdzoo  # noqa: E402,F401
 from kdzoo.models.distill_model import stack_labels  # noqa: E402
 from kdzoo.registry import MODELS  # noqa: E402
+from kdzoo.tools_support import load_config as load_checked_config  # noqa: E402
 
 VARIANTS = {
     'as-configured': {},
@@ -57,7 +62,7 @@ VARIANTS = {
 
 # ---------------------------------------------------------------- building
 def load_config(path):
-    cfg = Config.fromfile(path)
+    cfg = load_checked_config(path)
     for teacher in cfg.model.get('teachers', {}).values():
         if teacher.get('checkpoint') and not osp.isfile(teacher['checkpoint']):
             teacher['checkpoint'] = None
@@ -152,9 +157,42 @@ def make_measurements(models, configs, batch_size, device):
     measurements = {'(a) teacher forward': teacher_forward, '(b) student step': student_step}
     for (name, variant), model in models.items():
         wrapper = build_wrapper(model, configs[name])
-        label = f'(c) {name}' + ('' if variant == 'as-configured' else f' [{variant}]')
-        measurements[label] = lambda m=model, w=wrapper: m.train_step(batch, w)
+        measurements[step_label(name, variant)] = lambda m=model, w=wrapper: m.train_step(batch, w)
+        if model.teachers_need_grad:
+            measurements[prompted_label(name, variant)] = prompted_teacher_pass(model, inputs)
     return measurements
+
+
+def step_label(name, variant):
+    return f'(c) {name}' + ('' if variant == 'as-configured' else f' [{variant}]')
+
+
+def prompted_label(name, variant):
+    return step_label(name, variant).replace('(c)', '(p)', 1) + ' prompted teacher'
+
+
+def prompted_teacher_pass(model, inputs):
+    """The prompted teachers' forward and the backward into their trainable adapters, timed bare."""
+    params = [p for adapter in model.adapters if adapter.target in model.teachers
+              for p in adapter.parameters() if p.requires_grad]
+
+    def forward_backward():
+        teacher_inputs, autocast = model.teacher_pass(inputs)
+        with autocast:
+            outputs = [teacher(teacher_inputs) for teacher in model.teachers.values()]
+        torch.autograd.grad(sum(output.float().sum() for output in outputs), params, allow_unused=True)
+    return forward_backward
+
+
+def algorithmic_floor(model, medians, name, variant):
+    """What the method's teacher and student passes cost timed bare (module docstring)."""
+    floor = medians['(b) student step']
+    if not model.teachers_need_grad:
+        return floor + medians['(a) teacher forward']
+    floor += medians[prompted_label(name, variant)]
+    if any(distiller.reads_bare_teacher for distiller in model.distillers):
+        floor += medians['(a) teacher forward']
+    return floor
 
 
 def extra_parameters(model):
@@ -237,16 +275,19 @@ def report(medians, peaks, models, device, args):
     student_peak = peaks['(b) student step']
     lines = [f'device {device}, batch {args.batch_size}, {args.repeats} interleaved repeats, '
              f'torch threads {torch.get_num_threads()}',
-             f"{'measurement':<36}{'median ms':>10}{'/ floor':>9}{'extra params':>14}{'peak MiB':>10}"
-             f"{'/ (b)':>8}"]
-    by_label = {('(c) ' + name + ('' if v == 'as-configured' else f' [{v}]')): m for (name, v), m in models.items()}
-    for name, seconds in medians.items():
-        step = name.startswith('(c)')
-        ratio = f'{seconds / floor:.3f}' if step else ''
-        extra = f'{extra_parameters(by_label[name]):,}' if step else ''
-        memory = f'{peaks[name] / student_peak:.2f}' if name != '(a) teacher forward' else ''
-        lines.append(f'{name:<36}{seconds * 1e3:>10.1f}{ratio:>9}{extra:>14}{peaks[name] / 2**20:>10.1f}'
-                     f'{memory:>8}')
+             f"{'measurement':<44}{'median ms':>10}{'/ floor':>9}{'alg floor ms':>14}{'/ alg':>7}"
+             f"{'extra params':>14}{'peak MiB':>10}{'/ (b)':>8}"]
+    by_label = {step_label(name, variant): (model, name, variant) for (name, variant), model in models.items()}
+    for label, seconds in medians.items():
+        ratio = alg_floor = alg_ratio = extra = ''
+        if label in by_label:
+            model, name, variant = by_label[label]
+            alg = algorithmic_floor(model, medians, name, variant)
+            ratio, alg_floor, alg_ratio = f'{seconds / floor:.3f}', f'{alg * 1e3:.1f}', f'{seconds / alg:.3f}'
+            extra = f'{extra_parameters(model):,}'
+        memory = f'{peaks[label] / student_peak:.2f}' if label != '(a) teacher forward' else ''
+        lines.append(f'{label:<44}{seconds * 1e3:>10.1f}{ratio:>9}{alg_floor:>14}{alg_ratio:>7}{extra:>14}'
+                     f'{peaks[label] / 2**20:>10.1f}{memory:>8}')
     lines.append(f"{'floor (a)+(b)':<36}{floor * 1e3:>10.1f}")
     print('\n'.join(lines))
     return floor

@@ -5,7 +5,7 @@
 # previous step's student-minus-teacher feedback, so the train loader keeps drop_last=True (the MNIST base).
 # Quick-start scale: RAA width 128 instead of 512, and 2 epochs, because every step runs the teacher twice and
 # back-propagates through it into the prompts (about 5x a KD step on CPU). code_exact=True reproduces the
-# official code's three bugs.
+# official code's four bugs.
 _base_ = ['./_distill.py']
 max_epochs = 2
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)

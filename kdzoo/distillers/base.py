@@ -4,6 +4,8 @@ import torch.nn as nn
 from kdzoo.engine.schedules import build_schedule
 from kdzoo.utils.checks import non_negative
 
+BARE_TEACHER_OUTPUT = 'bare_output'   # the key of the un-prompted teacher output (``reads_bare_teacher``)
+
 
 class BaseDistiller(nn.Module):
     """A distillation method as one module.
@@ -30,6 +32,9 @@ class BaseDistiller(nn.Module):
     teacher_taps = ()
     matching_taps = ()    # (student tap, teacher tap) pairs that must have one shape, e.g. both models' logits
     uses_inputs = False   # True: compute_losses also receives ``inputs=`` (the preprocessed batch)
+    # True: the teacher's taps also hold BARE_TEACHER_OUTPUT, its output from a pass with its adapters'
+    # prompts off (FOFA's plain teacher, URFM's prompt anchor). DistillModel runs that pass with the others.
+    reads_bare_teacher = False
 
     def __init__(self, loss_weight=1.0, schedule=None, teacher=None):
         super().__init__()

@@ -28,9 +28,10 @@ time. After computing its losses (in training mode) the distiller hands it Δ^k 
 teacher per stage, detached, for the next iteration.
 
 Total (docs/methods/fofa.md, code form): L = CE (DistillModel's task loss) + w_kd·T²·KL(p^t ‖ p^s) + w_feat·L_feat
-+ w_reg·KL(softmax(z^t) ‖ softmax(z^{t,AFP})). KD uses the *un-prompted* teacher, which this distiller runs
-itself under ``torch.no_grad()`` with the adapter's prompts disabled; the regulariser (T = 1) keeps the
-prompted teacher's predictions close to it (docs/methods/fofa.md).
++ w_reg·KL(softmax(z^t) ‖ softmax(z^{t,AFP})). KD uses the *un-prompted* teacher: DistillModel runs it with
+the adapter's prompts disabled, frozen, in its teacher fast path (``reads_bare_teacher``: inference mode,
+``teacher_precision``, ``teacher_channels_last``); the regulariser (T = 1) keeps the prompted teacher's
+predictions close to it (docs/methods/fofa.md).
 
 Defaults [code]: M = 64 (the paper uses 144 on ImageNet / COCO), dim = 512, 8 heads, stages 1–4, T = 1,
 every weight 1. M / (number of stages) must be a perfect square; other M are rejected (docs/methods/fofa.md). Loss names:
@@ -59,7 +60,7 @@ from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
 from kdzoo.taps.feature import to_map, to_tokens
 from kdzoo.taps.recorder import unwrap
-from .base import BaseDistiller, shape_error
+from .base import BARE_TEACHER_OUTPUT, BaseDistiller, shape_error
 from .fitnet import LAYOUT_KINDS, init_connector_weights
 from .kd import kd_loss
 
@@ -237,7 +238,7 @@ class FOFA(BaseDistiller):
         **kwargs: :class:`BaseDistiller` arguments (``loss_weight``, ``schedule``, ``teacher``).
     """
 
-    uses_inputs = True
+    reads_bare_teacher = True
 
     def __init__(self, stages=('stage1', 'stage2', 'stage3', 'stage4'), num_queries=64, dim=512, num_heads=8,
                  temperature=1.0, kd_weight=1.0, feat_weight=1.0, reg_weight=1.0, teacher_kind=None,
@@ -314,9 +315,9 @@ class FOFA(BaseDistiller):
         return MapStageProjector(self.raa.side, self.dim, channels, grid)
 
     # ------------------------------------------------------------------ losses
-    def compute_losses(self, student, teacher, labels, inputs=None):
+    def compute_losses(self, student, teacher, labels):
         feat_loss, feedback = self.feature_loss(student, teacher)
-        plain_logits = self.unprompted_teacher_logits(inputs)
+        plain_logits = teacher[BARE_TEACHER_OUTPUT].data
         losses = {
             'loss_fofa_kd': self.kd_weight * kd_loss(student['logits'].data, plain_logits, self.temperature),
             'loss_fofa_feat': self.feat_weight * feat_loss,
@@ -341,15 +342,6 @@ class FOFA(BaseDistiller):
             loss = loss + hcl_loss(prediction, target)
             feedback[tap] = (prediction - target).detach()
         return loss, feedback
-
-    @torch.no_grad()
-    def unprompted_teacher_logits(self, inputs):
-        """The bare teacher's logits: the one extra teacher forward FOFA needs (no grad, prompts off)."""
-        if inputs is None:
-            raise ValueError("fofa: compute_losses needs inputs= (the preprocessed batch) for the un-prompted "
-                             "teacher pass")
-        with self.afp.prompts_disabled():
-            return self._bound.teacher(inputs)
 
     def extra_repr(self):
         return (f"{super().extra_repr()}, stages={list(self.stages)}, num_queries={self.num_queries}, "

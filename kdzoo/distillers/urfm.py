@@ -51,7 +51,8 @@ Collapse guards (docs/methods/urfm.md) [PROPOSED], each switchable:
   start of every training forward from the weights the previous optimiser step produced.
 * ``prompt_anchor``: ``loss_urfm_anchor`` = 1 − cos(e_T^prompt, e_T^frozen), batch mean, weight 1: the
   teacher's final embeddings (its ``logits`` tap, the FaceRecognizer embedding) with prompts and from one
-  extra no-grad teacher pass with the prompts disabled. It needs the APT adapter on the teacher; by default
+  extra teacher pass with the prompts disabled, which DistillModel runs frozen in its teacher fast path
+  (``reads_bare_teacher``). It needs the APT adapter on the teacher; by default
   (``None``) it is on exactly when the teacher has one, so URFM with a frozen CNN teacher needs no switch.
 """
 import copy
@@ -68,7 +69,7 @@ from kdzoo.datasets.face.alignment import ARCFACE_TEMPLATE_112
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
 from kdzoo.taps.recorder import resolve_tap, unwrap
-from .base import BaseDistiller, shape_error
+from .base import BARE_TEACHER_OUTPUT, BaseDistiller, shape_error
 
 LANDMARK_NAMES = ('left_eye', 'right_eye', 'nose', 'left_mouth', 'right_mouth')
 FACIAL_PES = ('none', 'euclidean', 'euclidean+saliency', 'euclidean+relative')
@@ -340,7 +341,7 @@ class URFM(BaseDistiller):
     def use_prompt_anchor(self, prompt_anchor):
         """Switch guard (b); it reads the teacher's embedding and re-runs the teacher without prompts."""
         self.prompt_anchor = prompt_anchor if prompt_anchor is None else bool(prompt_anchor)
-        self.uses_inputs = bool(prompt_anchor)
+        self.reads_bare_teacher = bool(prompt_anchor)
         self.teacher_taps = (self.teacher_tap, 'logits') if prompt_anchor else (self.teacher_tap,)
 
     def bind(self, teacher_names, adapters=(), models=None):
@@ -405,10 +406,10 @@ class URFM(BaseDistiller):
             return tokens
         return torch.cat([tokens, prompts.to(tokens.dtype)], dim=1)
 
-    def compute_losses(self, student, teacher, labels, inputs=None):
+    def compute_losses(self, student, teacher, labels):
         if self.training and self.teacher_ema:
             self.update_ema()
-        teacher_features = self.teacher_tokens(teacher)  # read before the anchor's bare teacher pass
+        teacher_features = self.teacher_tokens(teacher)
         student_local = self.student_mapping(student[self.student_tap].patch_tokens(), self.queries())
         teacher_queries, teacher_msa = self.teacher_branch()
         teacher_local = self.teacher_mapping(teacher_features, teacher_queries())
@@ -417,17 +418,13 @@ class URFM(BaseDistiller):
         losses = {'loss_urfm_attn': self.attn_weight * F.mse_loss(student_attn, teacher_attn),
                   'loss_urfm_feat': self.feat_weight * F.mse_loss(student_out, teacher_out)}
         if self.prompt_anchor:
-            losses['loss_urfm_anchor'] = self.anchor_weight * self.anchor_loss(teacher['logits'].data, inputs)
+            losses['loss_urfm_anchor'] = self.anchor_weight * self.anchor_loss(
+                teacher['logits'].data, teacher[BARE_TEACHER_OUTPUT].data)
         return losses
 
-    def anchor_loss(self, prompted_embedding, inputs):
-        if not self._bound.apt.prompting:  # the teacher ran bare: the anchor is exactly 0, skip the extra pass
+    def anchor_loss(self, prompted_embedding, frozen_embedding):
+        if not self._bound.apt.prompting:  # the teacher ran bare: the anchor is exactly 0
             return prompted_embedding.new_zeros(())
-        if inputs is None:
-            raise ValueError("urfm: the prompt anchor needs inputs= (the preprocessed batch) for the teacher "
-                             "pass without prompts")
-        with torch.no_grad(), self._bound.apt.prompts_disabled():
-            frozen_embedding = self._bound.model(inputs)
         return prompt_anchor_loss(prompted_embedding, frozen_embedding)
 
     def extra_repr(self):

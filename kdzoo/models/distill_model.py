@@ -1,5 +1,5 @@
 """DistillModel: the mmengine model that runs a student, its teachers, adapters and distillers."""
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 
 import torch
 import torch.nn as nn
@@ -8,8 +8,9 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapperDict
 
+from kdzoo.distillers.base import BARE_TEACHER_OUTPUT
 from kdzoo.registry import ADAPTERS, DISTILLERS, MODELS
-from kdzoo.taps.feature import Feature
+from kdzoo.taps.feature import Feature, FeatureSpec
 from kdzoo.taps.recorder import TapRecorder
 from .builders import build_model
 from .face.heads import exclude_sharded_centres_from_ddp
@@ -91,7 +92,10 @@ class DistillModel(BaseModel):
 
     Teacher fast path: unless a teacher adapter trains (APT, AFP), the teachers run under
     ``torch.inference_mode()`` and only their tapped features are copied out of it, so no autograd state
-    is kept for them and distillers can save the copies for backward.
+    is kept for them and distillers can save the copies for backward. Every teacher pass of a step runs in
+    :meth:`run_teachers`, with ``teacher_precision`` and ``teacher_channels_last`` applied to each; that
+    includes the pass with the adapters' prompts off that FOFA and URFM's prompt anchor read
+    (``reads_bare_teacher``), which runs frozen and so always in inference mode.
 
     Partial FC: class centres sharded across ranks (:class:`~kdzoo.models.face.PartialFC` under
     torch.distributed) are excluded from DDP's synchronisation here, on the module that DDP wraps, so any
@@ -126,6 +130,7 @@ class DistillModel(BaseModel):
             self.teachers.to(memory_format=torch.channels_last)
         self._attach_adapters()
         self.recorders = self._build_recorders()
+        self._check_bare_teacher_adapters()
         self.teacher_cache = self._build_teacher_cache(teacher_cache, teachers, data_preprocessor)
         self.ddp_ignored_parameters = exclude_sharded_centres_from_ddp(self)
 
@@ -168,6 +173,16 @@ class DistillModel(BaseModel):
         return build_at('model.teacher_cache', lambda c: TeacherCache.from_config(
             self, c, teacher_configs=teacher_configs, preprocessor_config=preprocessor_config), dict(cfg))
 
+    def _check_bare_teacher_adapters(self):
+        """A distiller that reads a teacher without prompts needs every adapter on it to switch them off."""
+        for distiller in self.distillers:
+            for adapter in self.adapters:
+                if distiller.reads_bare_teacher and adapter.target == distiller.teacher \
+                        and not hasattr(adapter, 'prompts_disabled'):
+                    raise TypeError(f"{type(distiller).__name__} reads teacher {distiller.teacher!r} without its "
+                                    f"adapters, but {type(adapter).__name__} has no prompts_disabled() context "
+                                    "to turn it off; give the adapter one or attach it to another model")
+
     def train(self, mode=True):
         super().train(mode)
         self.teachers.eval()
@@ -201,21 +216,46 @@ class DistillModel(BaseModel):
 
     def run_teachers(self, inputs):
         """{teacher: {tap: Feature}}, without autograd unless a teacher adapter trains (class docstring)."""
+        bare = self._run_bare_teachers(inputs)   # first: APT keeps the prompt outputs of the latest pass
         if self.teachers_need_grad:
-            return as_float32(self._record_teachers(inputs), copy=False)
-        with torch.inference_mode():
-            features = self._record_teachers(inputs)
-        # Copies made outside inference mode are ordinary tensors that autograd may save for backward.
-        return as_float32(features, copy=True)
+            features = as_float32(self._record_teachers(inputs), copy=False)
+        else:
+            with torch.inference_mode():
+                features = self._record_teachers(inputs)
+            # Copies made outside inference mode are ordinary tensors that autograd may save for backward.
+            features = as_float32(features, copy=True)
+        for name, output in bare.items():
+            features.setdefault(name, {})[BARE_TEACHER_OUTPUT] = output
+        return features
 
-    def _record_teachers(self, inputs):
+    def teacher_pass(self, inputs):
+        """(inputs, autocast context) of a teacher forward: the teacher fast-path settings, in one place."""
         if self.teacher_channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         autocast = (torch.autocast(inputs.device.type, dtype=self.teacher_dtype) if self.teacher_dtype
                     else nullcontext())
+        return inputs, autocast
+
+    def _record_teachers(self, inputs):
+        inputs, autocast = self.teacher_pass(inputs)
         with autocast:
             return {name: self._record(name, teacher, inputs)[1] for name, teacher in self.teachers.items()
                     if name in self.recorders}
+
+    def _run_bare_teachers(self, inputs):
+        """{teacher: Feature of its output} with its adapters' prompts off, for the distillers that read it."""
+        names = list(dict.fromkeys(d.teacher for d in self.distillers if d.reads_bare_teacher))
+        if not names:
+            return {}
+        inputs, autocast = self.teacher_pass(inputs)
+        with ExitStack() as prompts_off, torch.inference_mode(), autocast:
+            for adapter in self.adapters:
+                if adapter.target in names:
+                    prompts_off.enter_context(adapter.prompts_disabled())
+            outputs = {name: self.teachers[name](inputs) for name in names}
+        return {name: Feature(output.to(torch.float32, copy=True),
+                              FeatureSpec(BARE_TEACHER_OUTPUT, 'vector', tuple(output.shape[1:])))
+                for name, output in outputs.items()}
 
     def task_loss(self, output, labels, soft_labels):
         if not self.task_loss_weight:

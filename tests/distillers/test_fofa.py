@@ -16,6 +16,7 @@ from kdzoo.adapters.afp import (AFPBlock, FeedbackAligner, StageInput, join_stag
                                 stage_input_of)
 from kdzoo.distillers.fofa import (MapStageProjector, TokenStageProjector, hcl_loss, sinusoidal_encoding,
                                    stage_as_map)
+from kdzoo.distillers.base import BARE_TEACHER_OUTPUT
 from kdzoo.models import DistillModel, build_model
 from kdzoo.taps import Feature, FeatureSpec
 from run_helpers import QUICKSTART, random_vit_teacher, tiny_config
@@ -120,18 +121,18 @@ def test_hcl_weights_by_hand():
     assert hcl_loss(torch.from_numpy(s), torch.from_numpy(t)).item() == pytest.approx(expected, rel=1e-12)
 
 
-def test_kd_and_regulariser_match_numpy(monkeypatch):
+def test_kd_and_regulariser_match_numpy():
     """loss_fofa_reg = KL(un-prompted ‖ prompted) at T = 1; loss_fofa_kd = T²·KL(un-prompted ‖ student)."""
     model = fofa_model(temperature=2.0, kd_weight=0.5, reg_weight=3.0)
     fofa = model.distillers[0]
     student_logits, prompted, plain = pattern((BATCH, 10), 0.2), pattern((BATCH, 10), 0.9), pattern((BATCH, 10), 1.7)
-    monkeypatch.setattr(fofa, 'unprompted_teacher_logits', lambda inputs: torch.from_numpy(plain).float())
     inputs, _ = fake_batch()
     teacher = model.run_teachers(inputs)['teacher']
     student = student_features(model, inputs)
     student['logits'] = Feature(torch.from_numpy(student_logits).float(), student['logits'].spec)
     teacher['logits'] = Feature(torch.from_numpy(prompted).float(), teacher['logits'].spec)
-    losses = fofa.compute_losses(student, teacher, None, inputs=inputs)
+    teacher[BARE_TEACHER_OUTPUT] = Feature(torch.from_numpy(plain).float(), teacher[BARE_TEACHER_OUTPUT].spec)
+    losses = fofa.compute_losses(student, teacher, None)
     assert set(losses) == {'loss_fofa_kd', 'loss_fofa_feat', 'loss_fofa_reg'}
     assert losses['loss_fofa_reg'].item() == pytest.approx(3.0 * numpy_kl(plain, prompted), rel=1e-5)
     assert losses['loss_fofa_kd'].item() == pytest.approx(0.5 * numpy_kl(plain, student_logits, 2.0), rel=1e-5)
@@ -194,8 +195,7 @@ def test_first_step_has_no_feedback_and_the_second_uses_the_first_steps_features
     set_beta(afp, 0.5)                        # β = 0 would hide every prompt
     seen_teachers, projected, fused = [], {}, {}
     original = fofa.compute_losses
-    monkeypatch.setattr(fofa, 'compute_losses', lambda s, t, y, inputs=None: (
-        seen_teachers.append(t), original(s, t, y, inputs=inputs))[1])
+    monkeypatch.setattr(fofa, 'compute_losses', lambda s, t, y: (seen_teachers.append(t), original(s, t, y))[1])
     for tap in STAGES:
         fofa.projectors[tap].register_forward_hook(lambda m, a, out, tap=tap: projected.__setitem__(tap, out))
         afp.blocks[tap].fusion.register_forward_hook(lambda m, a, out, tap=tap: fused.__setitem__(tap, a[0]))
@@ -276,6 +276,29 @@ def test_prompts_disabled_gives_the_bare_teachers_output():
         assert not torch.allclose(teacher(x), bare(x))
         model.eval()                          # prompts act only in training mode
         assert torch.equal(teacher(x), bare(x))
+
+
+def test_the_bare_teacher_pass_runs_in_distill_models_teacher_fast_path():
+    """FOFA's un-prompted logits come from DistillModel: prompts off, inference mode, teacher_precision."""
+    model = fofa_model()
+    afp, teacher = model.adapters[0], model.teachers['teacher']
+    model.loss(*fake_batch())                 # feedback exists
+    set_beta(afp, 1.0)
+    inputs, _ = fake_batch()
+    with torch.no_grad(), afp.prompts_disabled():
+        expected = teacher(inputs)
+    features = model.run_teachers(inputs)['teacher']
+    bare = features[BARE_TEACHER_OUTPUT].data
+    assert torch.equal(bare, expected) and not torch.allclose(features['logits'].data, expected)
+    assert not bare.is_inference() and not bare.requires_grad and features['stage4'].data.requires_grad
+
+    seen = []
+    teacher.register_forward_hook(lambda m, a, out: seen.append((torch.is_inference_mode_enabled(), out.dtype)))
+    model.teacher_dtype = torch.bfloat16
+    features = model.run_teachers(inputs)['teacher']
+    assert seen == [(True, torch.bfloat16), (False, torch.bfloat16)]     # the bare pass first, then the prompted
+    assert features[BARE_TEACHER_OUTPUT].data.dtype == torch.float32
+    assert torch.allclose(features[BARE_TEACHER_OUTPUT].data, expected, rtol=0.05, atol=0.05)
 
 
 def test_teacher_state_dict_keys_are_unchanged_by_afp():
@@ -398,6 +421,7 @@ def test_insertion_points_are_checked_or_given():
 
 
 # ------------------------------------------------------------------------------------------- Runner training
+@pytest.mark.slow
 def test_quickstart_config_trains_with_the_runner(tmp_path):
     teacher = random_vit_teacher(str(tmp_path / 'vit.safetensors'))
     config = tiny_config(tmp_path, 'fofa', teacher=teacher, train_items=32, val_items=20, epochs=1, batch_size=16)

@@ -254,12 +254,12 @@ def test_collapse_guards_are_switchable_and_ema_state_is_checkpointed():
 
     models = {'student': nn.Identity(), 't': build_frozen(dict(type='iresnet18'))}
     anchored = URFM(dim=8, num_heads=2, prompt_anchor=True)    # it also reads the teacher embedding
-    assert anchored.teacher_taps == ('stage4', 'logits') and anchored.uses_inputs
+    assert anchored.teacher_taps == ('stage4', 'logits') and anchored.reads_bare_teacher
     with pytest.raises(ValueError, match="needs an 'apt' adapter"):
         anchored.bind(['t'], adapters=[], models=models)
     automatic = URFM(dim=8, num_heads=2)     # default: the anchor is on exactly when the teacher has APT
     automatic.bind(['t'], adapters=[], models=models)
-    assert not automatic.prompt_anchor and automatic.teacher_taps == ('stage4',) and not automatic.uses_inputs
+    assert not automatic.prompt_anchor and automatic.teacher_taps == ('stage4',) and not automatic.reads_bare_teacher
 
 
 # ------------------------------------------------------------------------------- APT on Swin
