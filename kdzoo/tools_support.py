@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from kdzoo.datasets.face.custom_config import resolve_face_data
 from kdzoo.engine.runner import KdzooRunner
 from kdzoo.utils.compat import init_cpu_distributed, needs_cpu_distributed
 
@@ -34,7 +35,7 @@ def load_config(path, options=None):
     if options:
         check_option_keys(cfg, options)
         cfg.merge_from_dict(options)
-    return cfg
+    return resolve_face_data(cfg)  # a custom face config's face_data entry, after the options (custom_config.py)
 
 
 def check_config_syntax(path):

@@ -44,6 +44,15 @@ def tiny_config(tmp_path, method, teacher=None, train_items=128, val_items=100, 
     return path
 
 
+def load_tool(name):
+    """tools/<name>.py as a module, so a test can call its ``main(argv)`` in-process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'kdzoo_tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def free_port():
     """A TCP port nobody listens on now, so torchrun runs in a row never meet a port still in TIME_WAIT."""
     with socket.socket() as sock:

@@ -15,8 +15,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import kdzoo  # noqa: E402,F401
-from kdzoo.tools_support import export_onnx, export_student, load_student, onnx_max_difference  # noqa: E402
-from mmengine.config import Config  # noqa: E402
+from kdzoo.models.weights import trusted_checkpoints  # noqa: E402
+from kdzoo.tools_support import (export_onnx, export_student, load_config, load_student,  # noqa: E402
+                                 onnx_max_difference)
 
 
 def main(argv=None):
@@ -28,8 +29,13 @@ def main(argv=None):
     parser.add_argument('--no-onnx', action='store_true', help='write no ONNX file')
     parser.add_argument('--onnx-tolerance', type=float, default=1e-4,
                         help='largest accepted |ONNX - PyTorch| output difference')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle checkpoint files in full (weights_only=False): this RUNS ANY CODE '
+                             'stored in them. Only for files you made yourself that kdzoo refused because '
+                             'they hold objects outside its allow-list')
     args = parser.parse_args(argv)
-    model = load_student(Config.fromfile(args.config), args.checkpoint)
+    with trusted_checkpoints(args.trust_checkpoint):
+        model = load_student(load_config(args.config), args.checkpoint)
     out_dir = args.out_dir or osp.dirname(osp.abspath(args.checkpoint))
     num_params = sum(v.numel() for v in model.student_state_dict().values())
     written = [export_student(model, osp.join(out_dir, f'{args.name}{ext}')) for ext in ('.safetensors', '.pth')]

@@ -14,9 +14,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # read when torch loads OpenMP; see kdzoo.utils.threads
 
 import kdzoo  # noqa: E402,F401
-from kdzoo.tools_support import build_runner, distributed_teardown, load_student, student_only_config  # noqa: E402
+from kdzoo.tools_support import (build_runner, distributed_teardown, load_config, load_student,  # noqa: E402
+                                 student_only_config)
+from kdzoo.models.weights import trusted_checkpoints  # noqa: E402
 from kdzoo.utils.threads import configure_cpu_threads  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 
 def main(argv=None):
@@ -26,18 +28,22 @@ def main(argv=None):
     parser.add_argument('--work-dir')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle checkpoint files in full (weights_only=False): this RUNS ANY CODE '
+                             'stored in them. Only for files you made yourself that kdzoo refused because '
+                             'they hold objects outside its allow-list')
     args = parser.parse_args(argv)
     threads = configure_cpu_threads()
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0] + '_test')
     cfg.model = student_only_config(cfg)
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'TeacherEvalHook']
     cfg.load_from, cfg.resume = None, False
-    with distributed_teardown():
+    with distributed_teardown(), trusted_checkpoints(args.trust_checkpoint):
+        student = load_student(cfg, args.checkpoint).student   # before the runner: a bad file fails first
         runner = build_runner(cfg, args.launcher)
         runner.logger.info(threads)
-        runner.model.student.load_state_dict(load_student(cfg, args.checkpoint).student.state_dict())
+        runner.model.student.load_state_dict(student.state_dict())
         metrics = runner.test()
         runner.logger.info('test results: ' + ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()))
     return metrics

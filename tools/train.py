@@ -19,10 +19,11 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # read when torch loads Ope
 
 import kdzoo  # noqa: E402,F401  (registers kdzoo and applies the mmengine fixes)
 from kdzoo.tools_support import (build_runner, check_teacher_checkpoints, distributed_teardown,  # noqa: E402
-                                 exit_130_on_interrupt, final_summary, train_missing_teachers)
+                                 exit_130_on_interrupt, final_summary, load_config, train_missing_teachers)
 from kdzoo.engine.amp import enable_amp  # noqa: E402
+from kdzoo.models.weights import trusted_checkpoints  # noqa: E402
 from kdzoo.utils.threads import configure_cpu_threads  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,6 +40,10 @@ def parse_args(argv=None):
                         help='override entries of the teacher configs in teacher_configs, used when a teacher '
                              'is trained first (--cfg-options does not reach them), e.g. train_cfg.max_epochs=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle checkpoint files in full (weights_only=False): this RUNS ANY CODE '
+                             'stored in them. Only for files you made yourself that kdzoo refused because '
+                             'they hold objects outside its allow-list')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -47,8 +52,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     check_teacher_checkpoints(cfg)
@@ -59,7 +63,7 @@ def main(argv=None):
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
-    with exit_130_on_interrupt(), distributed_teardown():
+    with exit_130_on_interrupt(), distributed_teardown(), trusted_checkpoints(args.trust_checkpoint):
         train_missing_teachers(cfg, args.launcher, args.teacher_cfg_options)
         runner = build_runner(cfg, args.launcher)
         for line in setup_lines:

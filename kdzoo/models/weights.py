@@ -65,6 +65,15 @@ def trusted_checkpoints(trust=True):
         _trusted.reset(token)
 
 
+@contextlib.contextmanager
+def checkpoint_source(key):
+    """Prefix a checkpoint error raised inside the block with the config key or argument that named the file."""
+    try:
+        yield
+    except (UnreadableCheckpointError, UnsafeCheckpointError, FileNotFoundError) as error:
+        raise type(error)(f'{key}: {error}') from error
+
+
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """The file pickles a global outside :data:`RUNNER_CHECKPOINT_GLOBALS`: loading it could run code."""
 
@@ -125,11 +134,18 @@ def _unsafe_globals(path):
         return []
 
 
+def _unpickler_reason(error):
+    """The line of torch's long weights_only message that says what was refused."""
+    text = str(error)
+    detail = text.split('WeightsUnpickler error:', 1)[-1]
+    return next((line.strip() for line in detail.splitlines() if line.strip()), type(error).__name__)
+
+
 def _unsafe_message(path, error):
     offending = _unsafe_globals(path)
     what = (f"it names {', '.join(offending)}, outside the globals a Runner checkpoint needs" if offending
             else f"unpickling it needs more than tensors and the globals a Runner checkpoint needs "
-                 f"({str(error).splitlines()[0]})")
+                 f"({_unpickler_reason(error)})")
     return (f"refused to load {path!r}: {what}. Unpickling such a file can run code, so kdzoo loads checkpoints "
             "with weights_only=True. If the file is a plain weights file, write its tensors as safetensors; if "
             "you made it yourself and trust it, pass --trust-checkpoint (train/test/export), which unpickles it "
