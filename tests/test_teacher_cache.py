@@ -135,7 +135,7 @@ def test_stale_caches_are_refused_naming_what_differs(teacher, tmp_path):
 
 def test_methods_whose_teacher_side_trains_cannot_use_the_cache(teacher, tmp_path):
     cache = dict(path=str(tmp_path / 'cache'), views=1)
-    with pytest.raises(ValueError, match=r"adapter AFP trains on teacher 'vit'.*FOFA reads the input batch"):
+    with pytest.raises(ValueError, match=r"adapter AFP trains on teacher 'vit'.*FOFA reads a second teacher pass"):
         build_model(teacher, 'fofa', cache=cache)
     mixup = dict(type='mmpretrain.ClsDataPreprocessor', mean=[33.3], std=[78.6], num_classes=10,
                  batch_augments=dict(augments=[dict(type='Mixup', alpha=0.8)]))

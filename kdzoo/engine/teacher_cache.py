@@ -65,8 +65,11 @@ def uncacheable_reasons(model):
                            "teacher's outputs change at every step")
     for distiller in model.distillers:
         if distiller.uses_inputs:
-            reasons.append(f"distiller {type(distiller).__name__} reads the input batch itself (it runs the "
-                           "teacher again on it), which a cache of tap outputs does not hold")
+            reasons.append(f"distiller {type(distiller).__name__} reads the input batch itself, which a cache of "
+                           "teacher tap outputs does not hold")
+        if getattr(distiller, 'reads_bare_teacher', False):
+            reasons.append(f"distiller {type(distiller).__name__} reads a second teacher pass with the adapters' "
+                           "prompts disabled, which a cache of teacher tap outputs does not hold")
     if getattr(model.data_preprocessor, 'batch_augments', None) is not None:
         reasons.append("the data preprocessor's batch_augments (mixup/cutmix) mix the samples of a batch, so "
                        "a teacher input is not a function of one (sample, view)")
@@ -185,13 +188,25 @@ class TeacherCache:
                 fields[key][written] = values
         missing = np.flatnonzero(~written)
         if missing.size:
-            live = self.model.run_teachers(inputs if missing.size == len(entries)
-                                           else inputs[torch.as_tensor(missing, device=inputs.device)])
-            computed = self.encode(live)
-            self.store.write(entries[missing], computed)
-            for key, values in computed.items():
+            for key, values in self.compute(inputs, entries, missing).items():
                 fields[key][missing] = values
         return self.decode(fields, inputs.device)
+
+    def fill(self, inputs, entries):
+        """Run the teachers on the batch's entries that are not written yet and write them; returns how many."""
+        missing = np.flatnonzero(~self.store.is_written(entries))
+        if missing.size:
+            self.compute(inputs, entries, missing)
+        return int(missing.size)
+
+    def compute(self, inputs, entries, missing):
+        """Run the teachers on the rows ``missing`` of the batch (the whole batch when all are missing, so a
+        lazily filled entry is what the live teacher gives for that batch), write and return their fields."""
+        if missing.size < len(entries):
+            inputs = inputs[torch.as_tensor(missing, device=inputs.device)]
+        fields = self.encode(self.model.run_teachers(inputs))
+        self.store.write(entries[missing], fields)
+        return fields
 
     def encode(self, features):
         fields = {}
