@@ -389,6 +389,7 @@ def test_report_only_rewrites_the_reports_from_the_cells(fixture_results, tmp_pa
 
 # ------------------------------------------------------------------------------- a matrix that trains
 
+@pytest.mark.slow
 def test_a_tiny_matrix_trains_its_teacher_first_runs_in_parallel_records_a_failure_and_resumes(tmp_path, capsys):
     pair = tmp_path / 'tiny'
     pair.mkdir()

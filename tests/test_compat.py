@@ -28,6 +28,7 @@ def trained_once(tmp_path_factory):
     return config, tmp
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(trained_once):
     config, tmp = trained_once
     runner = make_runner(config, tmp / 'run', resume=True)
@@ -35,6 +36,7 @@ def test_resume_continues_from_the_checkpoint(trained_once):
     assert runner.epoch == 2 and runner.iter == 4   # 1 epoch restored + 1 trained, 2 iterations each
 
 
+@pytest.mark.slow
 def test_load_from_reads_a_runner_checkpoint(trained_once):
     config, tmp = trained_once
     runner = make_runner(config, tmp / 'loaded', load_from=str(tmp / 'run' / 'epoch_1.pth'))
@@ -43,6 +45,7 @@ def test_load_from_reads_a_runner_checkpoint(trained_once):
     assert saved.keys() == runner.model.state_dict().keys()
 
 
+@pytest.mark.slow
 def test_resume_fails_without_the_fix(trained_once):
     """mmengine's own loader calls torch.load with the new weights_only=True default and is refused."""
     config, tmp = trained_once
@@ -58,6 +61,7 @@ def test_resume_fails_without_the_fix(trained_once):
 SINGLE_RANK_ENV = dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1', MASTER_PORT='29531')
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the breakage only exists on machines without a GPU')
 def test_mmengine_cpu_distributed_init_fails_without_the_fix():
     code = "from mmengine.dist import init_dist; init_dist('pytorch', backend='gloo'); print('initialised')"

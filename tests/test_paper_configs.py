@@ -474,6 +474,7 @@ def test_config_builds_and_runs(path):
         ema.update_parameters(model)
 
 
+@pytest.mark.slow
 def test_teacher_conversion_script_from_configs_readme(tmp_path, monkeypatch):
     """configs/README.md's convert_teacher.py turns a timm-0.6.5-style Swin training checkpoint (old key layout,
     pickled args) into a file the CIFAR-100 Swin-T pair's teacher loads."""

@@ -11,9 +11,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from run_helpers import ROOT, random_vit_teacher, tiny_config
+
+pytestmark = pytest.mark.slow   # three real training runs in subprocesses
 
 ITERS_PER_EPOCH = 16
 EPOCHS = 3

@@ -18,6 +18,7 @@ def trained_run(tmp_path_factory):
     return config, tmp, teacher, out
 
 
+@pytest.mark.slow
 def test_missing_teacher_is_trained_first_and_summary_closes_the_log(trained_run):
     _, _, teacher, out = trained_run
     assert "checkpoint " + str(teacher) + " not found, so it is trained first" in out
@@ -26,6 +27,7 @@ def test_missing_teacher_is_trained_first_and_summary_closes_the_log(trained_run
     assert 'teacher vit accuracy/top1' in last and 'student accuracy/top1' in last
 
 
+@pytest.mark.slow
 def test_existing_teacher_is_not_retrained(trained_run, tmp_path):
     config, tmp, teacher, _ = trained_run
     rc, out = run_tool('tools/train.py', config, '--work-dir', str(tmp_path / 'again'),
@@ -34,6 +36,7 @@ def test_existing_teacher_is_not_retrained(trained_run, tmp_path):
     assert 'trained first' not in out and "teacher 'vit' on the validation set" in out
 
 
+@pytest.mark.slow
 def test_test_tool_evaluates_the_student(trained_run):
     config, tmp, _, _ = trained_run
     rc, out = run_tool('tools/test.py', config, str(tmp / 'kd' / 'epoch_1.pth'), '--work-dir', str(tmp / 't'))
@@ -41,6 +44,7 @@ def test_test_tool_evaluates_the_student(trained_run):
     assert 'test results: accuracy/top1' in out
 
 
+@pytest.mark.slow
 def test_export_writes_a_bare_student_loadable_by_timm(trained_run):
     config, tmp, _, _ = trained_run
     rc, out = run_tool('tools/export.py', config, str(tmp / 'kd' / 'epoch_1.pth'), '--out-dir', str(tmp / 'x'))
@@ -59,6 +63,7 @@ def test_export_writes_a_bare_student_loadable_by_timm(trained_run):
     assert torch.equal(run_state['student.model.fc.weight'], student.fc.weight)
 
 
+@pytest.mark.slow
 def test_unknown_config_key_type_fails_clearly(tmp_path):
     config = tiny_config(tmp_path, 'student_only', extra="model = dict(distillers=[dict(type='kdd')])\n")
     rc, out = run_tool('tools/train.py', config, '--work-dir', str(tmp_path / 'w'))

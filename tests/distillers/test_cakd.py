@@ -382,6 +382,7 @@ def test_discriminator_optimiser_config():
     assert list(DistillOptimWrapperConstructor(dict(optimizer=dict(type='SGD', lr=0.1)))(plain).keys()) == ['model']
 
 
+@pytest.mark.slow
 def test_runner_trains_with_the_optim_wrapper_dict(tmp_path):
     teacher = random_vit_teacher(str(tmp_path / 'vit.safetensors'))
     extra = (f"model = dict(teachers=dict(vit=dict(checkpoint={teacher!r})), "

@@ -232,6 +232,7 @@ def test_detaching_restores_the_original_student_exactly(stem):
 # ------------------------------------------------------------------------------------------ Runner
 
 
+@pytest.mark.slow
 def test_quickstart_config_trains_with_random_teachers(tmp_path):
     base = Config.fromfile(f'{QUICKSTART}/civt.py')
     cnn = random_weights(base.cnn_teacher, str(tmp_path / 'cnn.safetensors'))

@@ -11,6 +11,8 @@ from mmengine.runner import Runner
 
 from run_helpers import random_vit_teacher, tiny_config
 
+pytestmark = pytest.mark.slow   # real training runs: the end-to-end tier of every distiller
+
 CNN_TEACHER = ("dict(type='TimmClassifier', model_name='resnet10t', in_chans=1, num_classes=10, "
                "channels=(32, 64, 128, 256), stem_width=16)")
 
@@ -41,14 +43,18 @@ def loss_history(runner):
     return {key[6:]: hub.get_scalar(key).data[0] for key in hub.log_scalars if key.startswith('train/loss')}
 
 
-@pytest.mark.parametrize('method', ['kd', 'dkd', 'ofa', 'fitnet'])
+# DIST and RKD have no quick-start config: they train from the KD one with their own distiller.
+OWN_DISTILLER = {'dist': "distillers=[dict(type='dist')], ", 'rkd': "distillers=[dict(type='rkd')], "}
+
+
+@pytest.mark.parametrize('method', ['kd', 'dkd', 'ofa', 'fitnet', 'dist', 'rkd'])
 def test_distiller_training_lowers_the_loss(method, cnn_teacher, tmp_path):
     if method == 'fitnet':
         teacher, extra = random_vit_teacher(str(tmp_path / 'vit.safetensors')), ''
     else:  # a single `model =` line: a second one in the same config file would replace the first
-        teacher, extra = None, (f"model = dict(teachers=dict(vit=dict(checkpoint={cnn_teacher!r}, "
-                                f"model=dict(_delete_=True, **{CNN_TEACHER}))))\n")
-    config = tiny_config(tmp_path, method, teacher=teacher, train_items=384, val_items=100, epochs=2,
+        teacher, extra = None, (f"model = dict({OWN_DISTILLER.get(method, '')}teachers=dict(vit=dict("
+                                f"checkpoint={cnn_teacher!r}, model=dict(_delete_=True, **{CNN_TEACHER}))))\n")
+    config = tiny_config(tmp_path, 'kd' if method in OWN_DISTILLER else method, teacher=teacher, train_items=384, val_items=100, epochs=2,
                          batch_size=32, extra=extra)
     history = loss_history(train(config, tmp_path / 'run'))
     distill_terms = [k for k in history if k not in ('loss', 'loss_cls')]

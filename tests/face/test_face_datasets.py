@@ -290,6 +290,7 @@ def run_face2rec(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_face2rec_cli_end_to_end(tmp_path):
     source = tmp_path / 'faces'
     for identity in range(3):
