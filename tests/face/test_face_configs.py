@@ -14,6 +14,7 @@
 import contextlib
 import glob
 import os.path as osp
+import tempfile
 
 import numpy as np
 import pytest
@@ -41,7 +42,15 @@ ORL_METRICS = ('orl/acc', 'orl/tpr@fpr=1e-2', 'orl/auc')
 
 
 def load(path):
-    return Config.fromfile(osp.join(ROOT, path))  # also imports the config's custom_imports
+    cfg = Config.fromfile(osp.join(ROOT, path))  # also imports the config's custom_imports
+    if cfg.get('face_data'):  # configs/face/custom_*.py: num_classes='auto' comes from <data_root>/property
+        from kdzoo.datasets.face import write_property
+        from kdzoo.datasets.face.custom_config import resolve_face_data
+        with tempfile.TemporaryDirectory() as root:
+            write_property(osp.join(root, 'property'), 5, 112, 112)
+            cfg.face_data.data_root = root
+            resolve_face_data(cfg)
+    return cfg
 
 
 def missing_components(cfg):
