@@ -171,3 +171,188 @@ def test_mmpretrain_classifier_declares_resnet_stages():
     specs = TapRecorder(model, ['stage1', 'stage4', 'pre_logits', 'logits']).probe(SIZE)
     assert specs['stage1'].shape == (64, 8, 8) and specs['stage4'].shape == (512, 1, 1)
     assert specs['pre_logits'].shape == (512,) and specs['logits'].shape == (10,)
+
+
+# ------------------------------------------------------------------ issue 12: taps that hold on any model
+def test_probe_names_a_tapped_module_that_never_runs():
+    # EVA-02 applies its qkv Linear with F.linear(x, self.qkv.weight, bias): a hook on `qkv` never fires
+    eva = TimmClassifier('eva02_tiny_patch14_224', num_classes=10, img_size=28, depth=2)
+    with pytest.raises(RuntimeError, match=r"tap 'model.blocks.0.attn.qkv' reads 'model.blocks.0.attn.qkv' "
+                                           r"\(Linear\), which was never called during the forward.*F.linear"
+                                           r".*its parent 'model.blocks.0.attn'.*'qkv:<attention path>'"):
+        TapRecorder(eva, ['model.blocks.0.attn.qkv']).probe((3, 28, 28))
+    with pytest.raises(RuntimeError, match=r"'model.blocks', a ModuleList container.*'model.blocks.0', "
+                                           r"'model.blocks.1'"):
+        TapRecorder(eva, ['model.blocks']).probe((3, 28, 28))
+    # the q, k, v it hands to F.scaled_dot_product_attention are read instead (RoPE and all)
+    spec = TapRecorder(eva, ['qkv:blocks.1.attn']).probe((3, 28, 28))['qkv:blocks.1.attn']
+    assert (spec.kind, spec.shape, spec.num_prefix, spec.grid) == ('tokens', (5, 3 * 192), 1, (2, 2))
+
+
+class TwoOutputs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y, y[:, :2].flatten(2).transpose(1, 2)
+
+
+def test_multi_branch_outputs_need_a_selector():
+    model = torch.nn.Sequential(TwoOutputs())
+    model.forward = lambda x: model[0](x)[0].mean((2, 3))
+    with pytest.raises(TypeError, match=r"tap '0' \(0\) returns 2 branches: \[0\] \(2, 4, 8, 8\), "
+                                        r"\[1\] \(2, 64, 2\).*Select one with '0\[i\]'"):
+        TapRecorder(model, ['0']).probe((3, 8, 8))
+    specs = TapRecorder(model, ['0[0]', '0[1]']).probe((3, 8, 8))
+    assert specs['0[0]'].shape == (4, 8, 8) and specs['0[1]'].shape == (64, 2)
+    with pytest.raises(IndexError, match=r"selects branch \[2\], but the module returns 2 branches"):
+        TapRecorder(model, ['0[2]']).probe((3, 8, 8))
+
+
+def test_crossvit_stages_select_one_branch_explicitly():
+    model = TimmClassifier('crossvit_tiny_240', num_classes=10)
+    assert model.kdzoo_taps.stages == ('model.blocks.0[1]', 'model.blocks.1[1]', 'model.blocks.2[1]')
+    assert model.kdzoo_taps.stage_channels == (192, 192, 192)
+    with pytest.raises(KeyError, match=r"declares no classifier.*pass classifier="):
+        TapRecorder(model, ['pre_logits'])
+
+
+def test_hrnet_stages_match_timm_feature_info():
+    model = TimmClassifier('hrnet_w18_small', num_classes=10)
+    specs = TapRecorder(model, ['stage1', 'stage2', 'stage3', 'stage4']).probe((3, 64, 64))
+    timm_channels = [info['num_chs'] for info in model.model.feature_info[-4:]]
+    assert timm_channels == [128, 256, 512, 1024]
+    assert [specs[f'stage{i}'].shape for i in range(1, 5)] == [(128, 16, 16), (256, 8, 8), (512, 4, 4),
+                                                              (1024, 2, 2)]
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.allclose(model(x), model.model(x), atol=1e-5)   # the intermediates path is the model's forward
+
+
+def test_twins_stages_come_from_forward_intermediates():
+    model = TimmClassifier('twins_svt_small', num_classes=10, img_size=64, depths=(1, 1, 1, 1))
+    assert model.kdzoo_taps.stages == tuple(f'stage_outputs.{i}' for i in range(4))
+    specs = TapRecorder(model, ['stage1', 'stage4']).probe((3, 64, 64))
+    assert specs['stage1'].shape == (64, 16, 16) and specs['stage4'].shape == (512, 2, 2)
+    with pytest.raises(ValueError, match=r"stages path 'model.blocks.0' is a ModuleList.*pass stages="):
+        TimmClassifier('twins_svt_small', num_classes=10, img_size=64, depths=(1, 1, 1, 1),
+                       stages=['blocks.0', 'blocks.1'])
+
+
+def test_stage_channels_are_checked_against_feature_info():
+    from kdzoo.taps import TapContract
+    model = build('resnet')
+    from dataclasses import replace
+    model.kdzoo_taps = replace(model.kdzoo_taps, stage_channels=(64, 128, 256, 999))
+    with pytest.raises(ValueError, match=r"stage4 \(model.layer4\) gives stage4: map \(512, 1, 1\).*feature_info "
+                                         r"says that stage has 999 channels; pass stages="):
+        TapRecorder(model, ['stage4']).probe(SIZE)
+    assert isinstance(model.kdzoo_taps, TapContract)
+
+
+def test_a_model_without_stages_names_the_argument():
+    model = ImportedModel('tiny_models:TinyConvNet')
+    with pytest.raises(KeyError, match=r"has 0 stages \(TinyConvNet declares no stages.*\).*pass "
+                                       r"stages=\[...\].*model.features: Sequential"):
+        TapRecorder(model, ['stage1'])
+    assert TapRecorder(model, ['pre_logits']).probe((1, 16, 16))['pre_logits'].shape == (32,)
+
+
+def test_imported_model_without_stages_as_fofa_teacher():
+    from kdzoo.models import DistillModel
+    with pytest.raises(ValueError, match=r"afp: ImportedModel declares no stages.*pass stages=\[...\]"):
+        DistillModel(student=dict(type='ImportedModel', path='tiny_models:TinyConvNet', stages=['features.5']),
+                     teachers=dict(t=dict(type='ImportedModel', path='tiny_models:TinyConvNet')),
+                     distillers=[dict(type='fofa', num_queries=4, dim=8)], adapters=[dict(type='afp', target='t')],
+                     input_size=(1, 16, 16))
+
+
+def test_mmpretrain_vit_tokens_classifier_and_overrides():
+    from kdzoo.models import MMPretrainClassifier
+    cfg = dict(type='ImageClassifier',
+               backbone=dict(type='VisionTransformer', arch='deit-tiny', img_size=32, patch_size=4),
+               neck=None, head=dict(type='VisionTransformerClsHead', num_classes=10, in_channels=192))
+    model = MMPretrainClassifier(cfg)
+    contract = model.kdzoo_taps
+    assert contract.prefix_tokens == 1 and contract.grid == (8, 8)
+    assert contract.classifier == 'model.head.layers.head'
+    assert contract.stages == ('model.backbone.layers.1', 'model.backbone.layers.3', 'model.backbone.layers.9',
+                               'model.backbone.layers.11')
+    specs = TapRecorder(model, ['stage4', 'pre_logits', 'logits']).probe(SIZE)
+    assert specs['stage4'].shape == (65, 192) and specs['stage4'].num_prefix == 1 and specs['stage4'].grid == (8, 8)
+    assert specs['pre_logits'].shape == (192,) and specs['logits'].shape == (10,)
+    override = MMPretrainClassifier(cfg, stages=['backbone.layers.5'], classifier='head.layers.head', grid=(8, 8))
+    assert override.kdzoo_taps.stages == ('model.backbone.layers.5',)
+
+
+def test_cakd_refuses_attention_that_is_not_token_attention():
+    from kdzoo.models import DistillModel
+    student = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
+                   stem_width=8)
+    cases = {  # teacher -> what the error says it found
+        'xcit': (dict(model_name='xcit_nano_12_p16_224', img_size=32, depth=2), dict(teacher_attention='blocks.1.attn'),
+                 r"its queries run over 32 positions, not the 4 tokens \(channel attention"),
+        'swin': (dict(model_name='swin_tiny_patch4_window7_224', img_size=32, patch_size=2, window_size=4,
+                      depths=(1, 1, 1, 1)), dict(teacher_attention='layers.0.blocks.0.attn'),
+                 r"it attends within 32 groups for a batch of 2 images \(windowed"),
+    }
+    for name, (teacher, extra, found) in cases.items():
+        with pytest.raises(ValueError, match=r"is not token-to-token attention: " + found
+                                             + r".*Token attention \(what CAKD reads\)"):
+            DistillModel(student=student, teachers=dict(t=dict(type='TimmClassifier', num_classes=10, **teacher)),
+                         distillers=[dict(type='cakd', student_stage='stage2', **extra)], input_size=(3, 32, 32))
+
+
+def test_cakd_reads_eva_fused_qkv_and_routes_gradients():
+    from mmpretrain.structures import DataSample
+
+    from kdzoo.models import DistillModel
+    model = DistillModel(
+        student=dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
+                     stem_width=8),
+        teachers=dict(t=dict(type='TimmClassifier', model_name='eva02_tiny_patch14_224', num_classes=10,
+                             img_size=56, depth=2)),
+        distillers=[dict(type='cakd', student_stage='stage3', schedule=None, discriminator_layers=2)],
+        input_size=(3, 56, 56))
+    assert model.distillers[0].geometry.qkv_tap == 'qkv:model.blocks.1.attn'
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 56, 56), [DataSample().set_gt_label(i) for i in range(2)])
+    sum(losses.values()).backward()
+    assert model.distillers[0].qkv.q.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teachers.parameters())
+
+
+def test_legacy_attributes_still_work_with_a_deprecation_warning():
+    class Legacy(torch.nn.Module):
+        kdzoo_stages = ['0']
+        kdzoo_classifier = '2'
+
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList()
+            self.add_module('0', torch.nn.Conv2d(3, 4, 3))
+            self.add_module('1', torch.nn.Flatten())
+            self.add_module('2', torch.nn.Linear(4 * 6 * 6, 10))
+
+        def forward(self, x):
+            return self._modules['2'](self._modules['1'](self._modules['0'](x)))
+
+    with pytest.warns(DeprecationWarning, match='kdzoo_taps'):
+        specs = TapRecorder(Legacy(), ['stage1', 'pre_logits']).probe((3, 8, 8))
+    assert specs['stage1'].shape == (4, 6, 6) and specs['pre_logits'].shape == (144,)
+
+
+def test_docs_user_module_contract_example(tmp_path, monkeypatch, capsys):
+    import runpy
+
+    from run_helpers import markdown_examples
+    for name, code in markdown_examples('docs/taps.md').items():
+        (tmp_path / name).write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runpy.run_path(str(tmp_path / 'two_stage_net.py'), run_name='__main__')
+    assert ("'stage2': 'stage2: map (16, 8, 8)'" in capsys.readouterr().out)
+    from two_stage_net import TwoStageNet
+    with pytest.raises(TypeError, match=r"returns 2 branches: \[0\] \(2, 16, 8, 8\), \[1\] \(2, 1, 8, 8\)"):
+        TapRecorder(TwoStageNet(), ['body']).probe((3, 32, 32))

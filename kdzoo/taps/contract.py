@@ -105,10 +105,18 @@ class TapContract:
                                 ('classifier', (self.classifier,) if self.classifier else ())):
             for path in paths:
                 module_path, _ = split_branch(path)
-                if find_module(model, module_path, self.module_root) is None:
+                found = find_module(model, module_path, self.module_root)
+                if found is None:
                     raise ValueError(f"{type(model).__name__}: {argument} path {path!r} is not a module of "
                                      f"the model; pass {argument}=... with paths from its module tree:\n"
                                      f"{module_tree(model)}")
+                module = model.get_submodule(found)
+                if argument != 'attention' and is_container(module):
+                    children = ', '.join(f"'{path}.{name}'" for name, _ in list(module.named_children())[:6])
+                    raise ValueError(f"{type(model).__name__}: {argument} path {path!r} is a "
+                                     f"{type(module).__name__}: its children run, it never does, so nothing "
+                                     f"can be read from it; pass {argument}=... naming modules that run "
+                                     f"(its children: {children or 'none'})")
         return self
 
 
