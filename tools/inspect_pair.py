@@ -45,7 +45,7 @@ def print_taps(role, cfg, input_size):
     specs = TapRecorder(model, taps, role).probe(input_size)
     print(f'{role}: {cfg["model_name"]}  ({sum(p.numel() for p in model.parameters()):,} parameters)')
     for tap in taps:
-        module = f'  <- {model.kdzoo_stages[int(tap[5:]) - 1]}' if tap.startswith('stage') else ''
+        module = f'  <- {model.kdzoo_taps.stages[int(tap[5:]) - 1]}' if tap.startswith('stage') else ''
         print(f'  {specs[tap].describe()}{module}')
 
 
