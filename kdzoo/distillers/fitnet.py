@@ -95,6 +95,12 @@ def integer_ratio(larger, smaller):
 # ---------------------------------------------------------------------------------------------- aligners
 # Each aligner maps (student Feature, teacher Feature) to (prediction, target) tensors of equal shape.
 
+def pointwise_to_tokens(conv, feature_map):
+    """A 1×1 ``conv`` of a (B, C, H, W) map as (B, H·W, C_out) tokens: one matmul with the conv's weights,
+    about twice as fast on CPU as the conv kernel on these small maps, and no transpose of the output."""
+    return F.linear(to_tokens(feature_map), conv.weight.flatten(1), conv.bias)
+
+
 class PatchEmbedAligner(nn.Module):
     """Case A, H ≥ g: a patch-embedding conv (kernel = stride = H/g) turns the student map into g² tokens."""
 
@@ -103,6 +109,8 @@ class PatchEmbedAligner(nn.Module):
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, student, teacher):
+        if self.proj.kernel_size == (1, 1):
+            return pointwise_to_tokens(self.proj, student.as_map()), teacher.patch_tokens()
         return to_tokens(self.proj(student.as_map())), teacher.patch_tokens()
 
 
@@ -117,7 +125,7 @@ class TeacherSpaceToDepthAligner(nn.Module):
 
     def forward(self, student, teacher):
         target = space_to_depth_tokens(teacher.patch_tokens(), self.teacher_grid, self.factor)
-        return to_tokens(self.proj(student.as_map())), target
+        return pointwise_to_tokens(self.proj, student.as_map()), target
 
 
 class UnpatchifyAligner(nn.Module):
