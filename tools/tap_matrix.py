@@ -73,7 +73,8 @@ FAMILIES = {
     'levit': dict(model_name='levit_128s', img_size=64),
 }
 METHODS = ('kd', 'fitnet', 'ofa', 'rkd', 'cakd', 'fofa', 'civt')
-FIX = re.compile(r"\b\w+=|\bpass\b|\bset\b|\buse\b|\bpick\b|\bchoose\b|\btap (a|one)\b|\bselect\b", re.I)
+FIX = re.compile(r"\b\w+=|\bpass\b|\bset\b|\buse\b|\bpick\b|\bchoose\b|\btap (a|one)\b|\bselect\b|\blower\b"
+                 r"|\braise\b", re.I)
 
 
 def timm_cfg(**kwargs):

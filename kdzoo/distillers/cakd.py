@@ -380,7 +380,9 @@ class CAKD(BaseDistiller):
             raise shape_error('cakd', "the student map's grid must equal the teacher's patch grid; pick the "
                               "student stage whose grid matches (student_stage=...)", student, qkv)
         if tokens.kind != 'tokens' or tuple(tokens.grid or ()) != tuple(qkv.grid):
-            raise shape_error('cakd', "the teacher's final tokens must lie on the attention's patch grid",
+            raise shape_error('cakd', "the teacher's final tokens must lie on the attention's patch grid; pass "
+                              "teacher_tokens='<module path>' naming the module whose output holds them (e.g. the "
+                              "last block)",
                               student, tokens)
 
     def _build_discriminator(self, num_patches, student, qkv):
