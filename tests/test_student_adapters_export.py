@@ -6,9 +6,7 @@ from mmengine.config import Config
 from kdzoo.adapters import BaseAdapter
 from kdzoo.registry import ADAPTERS, MODELS
 from kdzoo.tools_support import export_student, load_student, student_only_config
-
-NET = dict(type='TimmClassifier', model_name='resnet10t', in_chans=1, num_classes=10, channels=(8, 16, 16, 16),
-           stem_width=8)
+from tiny_models import TINY_CNN as NET
 
 
 @ADAPTERS.register_module(force=True)

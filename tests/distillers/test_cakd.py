@@ -18,15 +18,12 @@ from kdzoo.models import DistillModel, build_model
 from kdzoo.registry import TRANSFORMS
 from kdzoo.taps import Feature, FeatureSpec
 from run_helpers import random_vit_teacher, tiny_config
-from tiny_models import batch_of, fill_known
+from tiny_models import PREPROCESSOR, TINY_CNN as CNN, batch_of, fill_known
 
 BATCH, GRID, HEADS, HEAD_DIM = 2, 8, 2, 4
 TEACHER_DIM = HEADS * HEAD_DIM
 VIT = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', img_size=32, patch_size=4, in_chans=1,
            num_classes=10, embed_dim=TEACHER_DIM, depth=1, num_heads=HEADS)
-CNN = dict(type='TimmClassifier', model_name='resnet10t', in_chans=1, num_classes=10, channels=(8, 16, 16, 16),
-           stem_width=8)
-PREPROCESSOR = dict(type='mmpretrain.ClsDataPreprocessor', num_classes=10)
 QKV_TAP, TOKENS_TAP = 'qkv:model.blocks.0.attn', 'model.norm'
 
 
@@ -142,8 +139,6 @@ def built_cakd(channels=4, **kwargs):
     distiller.bind(['vit'], models={'student': build_model(CNN), 'vit': build_model(VIT)})
     distiller.build(*specs(channels))
     return distiller.double().train()
-
-
 
 
 def fixed_inputs(channels):

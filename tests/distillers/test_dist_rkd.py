@@ -1,7 +1,5 @@
 """DIST (docs/methods/dist.md) and RKD (docs/methods/rkd.md): golden values from numpy loops, invariances, gradients, and
 gradient routing through a DistillModel."""
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -9,10 +7,9 @@ import torch
 from kdzoo.distillers import DIST, RKD
 from kdzoo.distillers.dist import dist_losses, inter_class_relation, intra_class_relation
 from kdzoo.distillers.rkd import rkd_losses
-from kdzoo.models import DistillModel
 from kdzoo.registry import DISTILLERS
 from kdzoo.taps import Feature, FeatureSpec
-from tiny_models import batch_of
+from tiny_models import TINY_CNN, TINY_VIT, check_gradient_routing
 
 RNG = np.random.default_rng(0)
 Z_S = RNG.normal(0, 2, (5, 4))                 # logits, 5 samples × 4 classes
@@ -212,35 +209,13 @@ def test_rkd_rejects_attention_taps_and_negative_weights():
 
 
 # ----------------------------------------------------------------------------------------------- routing
-VIT = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', img_size=16, patch_size=4, in_chans=1,
-           num_classes=10, embed_dim=32, depth=4, num_heads=2)
-CNN = dict(type='TimmClassifier', model_name='resnet10t', in_chans=1, num_classes=10, channels=(8, 16, 16, 16),
-           stem_width=8)
-
-
-@pytest.mark.parametrize('distiller,expected_losses', [
-    (dict(type='dist'), {'loss_dist_inter', 'loss_dist_intra'}),
-    (dict(type='rkd'), {'loss_rkd_distance', 'loss_rkd_angle'}),
+@pytest.mark.parametrize('distiller,expected_losses,unused', [
+    (dict(type='kd', temperature=4.0), {'loss_kd'}, ()),
+    (dict(type='dkd'), {'loss_dkd'}, ()),
+    (dict(type='dist'), {'loss_dist_inter', 'loss_dist_intra'}, ()),
+    (dict(type='rkd'), {'loss_rkd_distance', 'loss_rkd_angle'}, ('model.fc.',)),   # pre_logits feed the fc
 ])
-def test_gradients_reach_student_only_and_teacher_is_unchanged(distiller, expected_losses):
+def test_gradients_reach_student_only_and_teacher_is_unchanged(distiller, expected_losses, unused):
     # no task loss: every student gradient comes through the distiller
-    model = DistillModel(student=CNN, teachers=dict(vit=VIT), distillers=[distiller], input_size=(1, 16, 16),
-                         task_loss_weight=0,
-                         data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor', num_classes=10)).train()
-    teacher_before = copy.deepcopy(model.teachers.state_dict())
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    losses = model.loss(torch.randn(6, 1, 16, 16), batch_of(range(6)))
-    assert set(losses) == expected_losses
-    sum(losses.values()).backward()
-    optimizer.step()
-
-    classifier = model.student.model.get_classifier()
-    for name, param in model.student.named_parameters():
-        if distiller['type'] == 'rkd' and any(param is p for p in classifier.parameters()):
-            assert param.grad is None, name      # pre_logits is the classifier's input
-        else:
-            assert param.grad is not None, name
-    assert any(p.grad.abs().sum() > 0 for p in model.student.parameters() if p.grad is not None)
-    assert all(p.grad is None and not p.requires_grad for p in model.teachers.parameters())
-    for key, value in model.teachers.state_dict().items():
-        assert torch.equal(value, teacher_before[key]), key
+    check_gradient_routing(dict(TINY_CNN, zero_init_last=False), TINY_VIT, distiller, expected_losses,
+                           unused_student_params=unused, input_size=(1, 16, 16), batch_size=6, connectors=False)

@@ -8,7 +8,8 @@ from kdzoo.distillers.fitnet import (ConvRegressor, PatchEmbedAligner, ResizeAli
                                      TeacherSpaceToDepthAligner, TokenExpandAligner, TokenMergeAligner,
                                      UnpatchifyAligner)
 from kdzoo.taps import Feature, FeatureSpec
-from tiny_models import check_gradient_routing, fill_known
+from tiny_models import (DEIT_STUDENT_32 as DEIT_STUDENT, RESNET18 as RESNET,
+                         VIT_TEACHER_32 as VIT_TEACHER, check_gradient_routing, fill_known)
 
 BATCH = 2
 
@@ -26,8 +27,6 @@ def built_fitnet(student, teacher, **kwargs):
     distiller.bind(['teacher'])
     distiller.build({student.spec.name: student.spec}, {teacher.spec.name: teacher.spec})
     return distiller.double()
-
-
 
 
 def fitnet_loss(student, teacher, **kwargs):
@@ -350,15 +349,6 @@ def test_linear_aligner_init_is_trunc_normal_with_zero_bias():
 
 
 # ------------------------------------------------------------------------------------------- gradients
-VIT_TEACHER = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', img_size=32, patch_size=4, depth=4,
-                   num_classes=10)
-DEIT_STUDENT = dict(type='TimmClassifier', model_name='deit_tiny_patch16_224', img_size=32, patch_size=4,
-                    depth=4, num_classes=10)
-# zero_init_last=False: timm zeroes each block's last BN gamma, which would leave the block's first convs
-# without gradient in a freshly built ResNet whatever the loss.
-RESNET = dict(type='TimmClassifier', model_name='resnet18', num_classes=10, zero_init_last=False)
-
-
 
 
 STAGE_LOSSES = [f'loss_fitnet_stage{k}' for k in range(1, 5)]

@@ -20,13 +20,12 @@ from kdzoo.distillers.base import BARE_TEACHER_OUTPUT
 from kdzoo.models import DistillModel, build_model
 from kdzoo.taps import Feature, FeatureSpec
 from run_helpers import QUICKSTART, random_vit_teacher, tiny_config
-from tiny_models import batch_of
+from tiny_models import PREPROCESSOR, batch_of
 
 MODELS = Config.fromfile(osp.join(QUICKSTART, '_models.py'))
 VIT, CNN = MODELS.vit_teacher, MODELS.cnn_student   # ViT: 6 blocks, width 96, 8x8 grid + CLS at 32x32
 CNN_TEACHER = dict(type='TimmClassifier', model_name='resnet10t', in_chans=1, num_classes=10,
                    channels=(32, 64, 128, 256), stem_width=16)
-PREPROCESSOR = dict(type='mmpretrain.ClsDataPreprocessor', num_classes=10)
 STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
 BATCH = 4
 

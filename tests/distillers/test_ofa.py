@@ -10,7 +10,8 @@ from timm.models.vision_transformer import Block
 from kdzoo.distillers import OFA
 from kdzoo.distillers.ofa import ConvExit, SepConv, TokenExit, TokenPatchMerging, ofa_loss
 from kdzoo.taps import Feature, FeatureSpec
-from tiny_models import check_gradient_routing
+from tiny_models import (DEIT_STUDENT_32 as DEIT_STUDENT, RESNET18 as RESNET,
+                         VIT_TEACHER_32 as VIT_TEACHER, check_gradient_routing)
 
 BATCH = 3
 STUDENT_LOGITS = np.array([[2.0, -1.0, 0.5, 0.0, 1.5],
@@ -240,16 +241,7 @@ def test_uncovered_stage_names_both_taps():
 
 
 # ------------------------------------------------------------------------------------------- gradients
-VIT_TEACHER = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', img_size=32, patch_size=4, depth=4,
-                   num_classes=10)
-DEIT_STUDENT = dict(type='TimmClassifier', model_name='deit_tiny_patch16_224', img_size=32, patch_size=4,
-                    depth=4, num_classes=10)
-# zero_init_last=False: timm zeroes each block's last BN gamma, which would leave the block's first convs
-# without gradient in a freshly built ResNet whatever the loss.
-RESNET = dict(type='TimmClassifier', model_name='resnet18', num_classes=10, zero_init_last=False)
 OFA_LOSSES = [f'loss_ofa_stage{k}' for k in range(1, 5)] + ['loss_ofa_final']
-
-
 
 
 def test_gradients_vit_teacher_to_resnet_student():
