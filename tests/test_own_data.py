@@ -144,3 +144,11 @@ def test_page_commands_train_the_teacher_then_distil(image_folder, tmp_path):
     assert 'trained first with configs/own_data/vit_teacher.py' in out and checkpoint.is_file()
     summary = [line for line in out.splitlines() if 'kdzoo summary:' in line][-1]
     assert 'teacher vit accuracy/top1' in summary and 'student accuracy/top1' in summary
+    best = sorted((tmp_path / 'kd').glob('best_accuracy_top1_epoch_*.pth'))  # the page's test command's file
+    assert best, sorted(p.name for p in (tmp_path / 'kd').iterdir())
+    rc, out = run_tool('tools/test.py', osp.join(OWN_DATA, 'kd.py'), str(best[0]), '--work-dir',
+                       str(tmp_path / 'test'), '--cfg-options', *tiny_data_options(),
+                       'model.student.model_name=resnet10t', 'model.student.pretrained=False',
+                       env=dict(OWN_DATA_ROOT=str(image_folder), OWN_NUM_CLASSES='3'))
+    assert rc == 0, out[-4000:]
+    assert 'test results: accuracy/top1:' in out

@@ -14,9 +14,8 @@ from mmpretrain.datasets.custom import find_folders, get_samples
 from kdzoo.registry import DATASETS
 
 LAYOUT = '<data_root>/train/<class>/*.jpg and <data_root>/val/<class>/*.jpg (one sub-folder per class)'
-FIX = ('set the OWN_DATA_ROOT environment variable (configs/own_data/_dataset.py), or --cfg-options '
-       'train_dataloader.dataset.data_root=DIR val_dataloader.dataset.data_root=DIR '
-       'test_dataloader.dataset.data_root=DIR')
+FIX = ('set --cfg-options train_dataloader.dataset.data_root=DIR val_dataloader.dataset.data_root=DIR '
+       'test_dataloader.dataset.data_root=DIR (for configs/own_data: the environment variable OWN_DATA_ROOT=DIR)')
 
 
 @DATASETS.register_module()
@@ -70,6 +69,6 @@ def class_index(data_root, class_split, num_classes=None):
     if num_classes is not None and int(num_classes) != len(classes):
         raise ValueError(f"num_classes is {num_classes} but {osp.join(data_root, class_split)} has "
                          f"{len(classes)} class folders ({', '.join(classes[:10])}"
-                         f"{', ...' if len(classes) > 10 else ''}); set the OWN_NUM_CLASSES environment variable "
-                         f"to {len(classes)} (configs/own_data/_dataset.py)")
+                         f"{', ...' if len(classes) > 10 else ''}); set num_classes={len(classes)} in the config (for "
+                         f"configs/own_data: the environment variable OWN_NUM_CLASSES={len(classes)})")
     return {name: label for label, name in enumerate(classes)}
