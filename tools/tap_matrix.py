@@ -26,7 +26,8 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-# timm families not covered by tests/test_taps.py, at 64x64 (kwargs shrink models that take them)
+# timm families not covered by tests/test_taps.py, at 64x64 unless `size` says otherwise (kwargs shrink models
+# that take them)
 FAMILIES = {
     'efficientnet': dict(model_name='efficientnet_b0'),
     'mobilenetv3': dict(model_name='mobilenetv3_small_050'),
@@ -43,13 +44,13 @@ FAMILIES = {
     'hgnetv2': dict(model_name='hgnetv2_b0'),
     'convnextv2': dict(model_name='convnextv2_atto'),
     'poolformer': dict(model_name='poolformer_s12'),
-    'efficientformer': dict(model_name='efficientformer_l1', img_size=64),
+    'efficientformer': dict(model_name='efficientformer_l1', size=224),  # attention biases fixed at 7x7
     'efficientformerv2': dict(model_name='efficientformerv2_s0', img_size=64),
     'edgenext': dict(model_name='edgenext_xx_small'),
     'fastvit': dict(model_name='fastvit_t8'),
     'efficientvit_mit': dict(model_name='efficientvit_b0'),
     'efficientvit_msra': dict(model_name='efficientvit_m0', img_size=64),
-    'tiny_vit': dict(model_name='tiny_vit_5m_224', img_size=64),
+    'tiny_vit': dict(model_name='tiny_vit_5m_224'),
     'pvt_v2': dict(model_name='pvt_v2_b0'),
     'gcvit': dict(model_name='gcvit_xxtiny', img_size=64),
     'davit': dict(model_name='davit_tiny'),
@@ -185,12 +186,14 @@ def main():
     methods, roles = args.methods.split(','), args.roles.split(',')
     print(f"{'family':18s} " + ' '.join(f'{m}:{r[0]}' for m in methods for r in roles), flush=True)
     for family in args.families.split(','):
-        cfg = timm_cfg(**FAMILIES[family])
+        kwargs = dict(FAMILIES[family])
+        size = kwargs.pop('size', args.size)
+        cfg = timm_cfg(**kwargs)
         cells = []
         start = time.time()
         for method in methods:
             for role in roles:
-                outcome, message = run_one(method, role, cfg, args.size)
+                outcome, message = run_one(method, role, cfg, size)
                 counts[outcome] += 1
                 cells.append(symbols[outcome].center(len(method) + 2))
                 if outcome != 'ok':
