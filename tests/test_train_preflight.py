@@ -33,6 +33,7 @@ def test_teacher_cfg_options_reach_the_teacher_trained_first(tmp_path):
     assert not (tmp_path / 'vit_teacher_run' / 'epoch_2.pth').exists()
 
 
+@pytest.mark.slow
 def test_missing_teacher_fails_fast_through_the_tool(tmp_path):
     config = tiny_config(tmp_path, 'kd', teacher=tmp_path / 'absent.safetensors', extra='teacher_configs = None\n')
     rc, out = run_tool('tools/train.py', config, '--work-dir', str(tmp_path / 'run'), timeout=120)
