@@ -17,6 +17,7 @@ from kdzoo.datasets.face import (ORL_ROOT, ORL_TEST_SUBJECTS, ORL_TRAIN_SUBJECTS
                                  encode_image, ijb_meta_paths, load_verification_bin, orl_subject_split,
                                  read_landmarks_and_scores, read_template_media_list, read_template_pair_list,
                                  write_insightface_recordio, write_property, write_verification_bin)
+from kdzoo.datasets.face import image_codec
 from kdzoo.datasets.face.recordio import RecordIOCorruptError
 from kdzoo.registry import DATASETS
 
@@ -327,3 +328,14 @@ def test_face2rec_help(capsys):
     with pytest.raises(SystemExit):
         face2rec.parse_args(['--root', 'x', '--pairs-only'])
     assert '--pairs-only needs --pairs-bin' in capsys.readouterr().err
+
+
+def test_decode_speed_tool_times_both_conversions_and_restores_the_codec(recordio_root, capsys):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                    'tools'))
+    import face_decode_speed
+    decode = image_codec._decode_with_opencv
+    rates = face_decode_speed.main([str(recordio_root), '--passes', '1'])
+    assert set(rates) == {'cv2.cvtColor (kdzoo)', 'strided copy [:, :, ::-1]'} and min(rates.values()) > 0
+    assert 'records/s (median of 1 passes over 12 records)' in capsys.readouterr().out
+    assert image_codec._decode_with_opencv is decode

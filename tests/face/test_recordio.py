@@ -96,6 +96,20 @@ def test_pillow_fallback_decodes_like_opencv(monkeypatch, insightface_files):
         image_codec.decode_image(b'garbage')
 
 
+def test_opencv_decoding_returns_contiguous_rgb_as_the_strided_bgr_flip():
+    import cv2
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (112, 96, 3), dtype=np.uint8)
+    decoded = image_codec.decode_image(encode_image(rgb, '.png'))
+    reference = np.ascontiguousarray(cv2.imdecode(np.frombuffer(encode_image(rgb, '.png'), np.uint8),
+                                                  cv2.IMREAD_COLOR)[:, :, ::-1])
+    assert decoded.flags['C_CONTIGUOUS'] and decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, reference)
+    np.testing.assert_array_equal(decoded, rgb)                    # PNG is lossless: the RGB pixels back
+    grey = image_codec.decode_image(cv2.imencode('.pgm', rgb[..., 0])[1].tobytes())
+    np.testing.assert_array_equal(grey, np.repeat(rgb[..., :1], 3, axis=2))
+
+
 def test_pack_and_unpack_record():
     header, payload = unpack_record(pack_record([1.5, 2.0], b'xyz', id=3, id2=4))
     assert (header.flag, header.label.tolist(), header.id, header.id2, payload) == (2, [1.5, 2.0], 3, 4, b'xyz')

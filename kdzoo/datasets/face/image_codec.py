@@ -32,7 +32,7 @@ def _decode_with_opencv(buffer):
     bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageDecodeError(f'OpenCV could not decode {buffer.size} bytes (starting {buffer[:8].tobytes()!r})')
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)   # a new contiguous array, far faster than bgr[:, :, ::-1]
 
 
 def _decode_with_pillow(data):
