@@ -110,6 +110,7 @@ def test_teacher_checkpoint_refuses_code(tmp_path):
     with pytest.raises(UnsafeCheckpointError) as error:
         MODELS.build(cfg.model)
     assert_refused(error, path, marker)
+    assert str(error.value).startswith('model.teachers.vit: refused to load')
 
 
 def test_trained_checkpoints_still_load_everywhere(trained, tmp_path):

@@ -1,4 +1,5 @@
 """DistillModel: the mmengine model that runs a student, its teachers, adapters and distillers."""
+import pickle
 from contextlib import ExitStack, nullcontext
 
 import torch
@@ -39,7 +40,7 @@ def build_at(path, build, cfg):
     """Build ``cfg``; a configuration error names where in the config it comes from."""
     try:
         return build(cfg)
-    except (TypeError, ValueError, KeyError, FileNotFoundError) as error:
+    except (TypeError, ValueError, KeyError, FileNotFoundError, pickle.UnpicklingError) as error:
         message = error.args[0] if error.args else str(error)
         raise type(error)(f"{path}: {message}") from error
 
