@@ -145,6 +145,14 @@ def test_methods_whose_teacher_side_trains_cannot_use_the_cache(teacher, tmp_pat
         build_model(teacher, cache=dict(path=str(tmp_path), view=1))
 
 
+def test_topk_is_refused_for_face_embeddings(tmp_path):
+    cfg = Config.fromfile(osp.join(osp.dirname(QUICKSTART), 'face', 'orl_kd.py')).model.to_dict()
+    cfg.pop('type')
+    cfg['teachers']['swin']['checkpoint'] = None
+    with pytest.raises(ValueError, match='output embeddings'):
+        DistillModel(**cfg, teacher_cache=dict(path=str(tmp_path), views=2, topk=10))
+
+
 def test_a_batch_without_replay_identity_is_named(teacher, tmp_path):
     data = replay()
     model = opened(teacher, tmp_path, data)

@@ -9,7 +9,9 @@ The configs must share one teacher–student pair (same student and teacher mode
   (b) a student training step alone (the data preprocessor, forward, its task loss: CE or a face model's
       margin loss, backward, the config's optimiser step);
   (c) each config's full ``DistillModel.train_step`` with its own optimiser wrapper (discriminators included),
-      once per ``--variants`` entry (teacher fast-path options: ``bf16``/``fp16`` autocast, ``channels-last``);
+      once per ``--variants`` entry (teacher fast-path options: ``bf16``/``fp16`` autocast, ``channels-last``;
+      ``cache``: a teacher cache filled with the timed batch first, so the step reads the teachers' outputs
+      and its algorithmic floor is (b));
   (p) for a config whose teacher adapters train (FOFA's AFP, URFM's APT): the prompted teachers' forward and
       backward into those adapters, with the variant's teacher settings;
 
@@ -31,8 +33,10 @@ import argparse
 import copy
 import os.path as osp
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import weakref
 
@@ -46,6 +50,7 @@ from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils._pytree import tree_flatten  # noqa: E402
 
 import kdzoo  # noqa: E402,F401
+from kdzoo.engine.teacher_cache import fill_for_batch  # noqa: E402
 from kdzoo.models.distill_model import stack_labels  # noqa: E402
 from kdzoo.registry import MODELS  # noqa: E402
 from kdzoo.tools_support import load_config as load_checked_config  # noqa: E402
@@ -57,6 +62,7 @@ VARIANTS = {
     'fp16': dict(teacher_precision='fp16'),
     'channels-last': dict(teacher_channels_last=True),
     'bf16+channels-last': dict(teacher_precision='bf16', teacher_channels_last=True),
+    'cache': {},   # a teacher cache filled with the timed batch beforehand: the step reads, the teacher never runs
 }
 
 
@@ -88,6 +94,8 @@ def check_same_pair(configs):
 def build_model(cfg, variant, device):
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.update(VARIANTS[variant])
+    if variant == 'cache':
+        model_cfg.teacher_cache = dict(path=tempfile.mkdtemp(prefix='kdzoo-speed-cache-'), views=1)
     return MODELS.build(model_cfg).to(device).train()
 
 
@@ -142,6 +150,9 @@ def make_measurements(models, configs, batch_size, device):
     else:
         print(f"timing the first training batch of {reference_name} ({len(batch['inputs'])} images)")
     inputs = reference.data_preprocessor(batch, training=True)['inputs']
+    for model in models.values():
+        if model.teacher_cache is not None:
+            fill_for_batch(model, batch)
     student_wrapper = build_wrapper(reference.student, reference_cfg)
 
     def teacher_forward():
@@ -187,6 +198,8 @@ def prompted_teacher_pass(model, inputs):
 def algorithmic_floor(model, medians, name, variant):
     """What the method's teacher and student passes cost timed bare (module docstring)."""
     floor = medians['(b) student step']
+    if model.teacher_cache is not None:   # the teachers do not run: the student step is the floor
+        return floor
     if not model.teachers_need_grad:
         return floor + medians['(a) teacher forward']
     floor += medians[prompted_label(name, variant)]
@@ -320,6 +333,9 @@ def main(argv=None):
     medians = measure_times(measurements, args.repeats, args.warmup, device)
     peaks = measure_memory(measurements, device) if not args.no_memory else {name: float('nan') for name in medians}
     floor = report(medians, peaks, models, device, args)
+    for model in models.values():
+        if model.teacher_cache is not None:
+            shutil.rmtree(model.teacher_cache.path, ignore_errors=True)
     return medians, floor, peaks
 
 

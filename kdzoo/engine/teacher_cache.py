@@ -107,6 +107,10 @@ class TeacherCache:
         if reasons:
             raise ValueError("model.teacher_cache cannot be used with this model: " + '; '.join(reasons) +
                              ". Remove model.teacher_cache to run the teachers live.")
+        embedders = [name for name in self.cached_names(model) if hasattr(model.teachers[name], 'predict_samples')]
+        if topk is not None and embedders:
+            raise ValueError(f"model.teacher_cache.topk compresses class logits, but teachers {embedders} output "
+                             "embeddings (face recognisers), which must be stored whole; remove topk")
         self.model = model
         self.path, self.views, self.seed, self.dtype, self.topk = path, views, seed, dtype, topk
         self.teacher_configs = teacher_configs or {}
@@ -121,9 +125,13 @@ class TeacherCache:
             raise TypeError(f"model.teacher_cache got unknown keys {unknown}; accepted: {', '.join(CACHE_KEYS)}")
         return cls(model, teacher_configs=teacher_configs, preprocessor_config=preprocessor_config, **cfg)
 
+    @staticmethod
+    def cached_names(model):
+        return [name for name in model.teachers if name in model.recorders]
+
     @property
     def cached_teachers(self):
-        return [name for name in self.model.teachers if name in self.model.recorders]
+        return self.cached_names(self.model)
 
     def manifest(self, replay):
         """What the cache is made from; a cache with another manifest is refused."""
@@ -290,3 +298,26 @@ def configure_teacher_cache(cfg):
         hooks.append(dict(type='kdzoo.TeacherCacheHook'))
         cfg.custom_hooks = hooks
     return cfg
+
+
+class FixedBatch:
+    """What a cache records when it holds one fixed batch instead of a training set (tools/speed.py)."""
+
+    views, seed = 1, 0
+
+    def __init__(self, size):
+        self.size = size
+
+    def describe(self):
+        return dict(dataset='one fixed batch', views=1, seed=0, length=self.size)
+
+
+@torch.no_grad()
+def fill_for_batch(model, batch):
+    """Tag ``batch``'s samples as entries 0..B-1 (view 0), open ``model``'s cache for them and fill it."""
+    for index, sample in enumerate(batch['data_samples']):
+        sample.set_metainfo(dict(sample_idx=index, view=0))
+    cache = model.teacher_cache
+    cache.open(FixedBatch(len(batch['data_samples'])))
+    data = model.data_preprocessor(batch, True)
+    cache.fill(data['inputs'], cache.entries(data['data_samples']))
