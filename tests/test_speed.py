@@ -145,3 +145,14 @@ def test_missing_training_data_falls_back_to_random_pixels(capsys, tmp_path):
     assert 'random pixel values' in capsys.readouterr().out
     assert floor_inputs.shape == (4, 1, 32, 32) and torch.equal(floor_inputs, step_inputs)
     assert floor_inputs.min() < 0 < floor_inputs.max()             # normalised pixels, not raw 0-255 values
+
+
+def test_cache_variant_reads_a_filled_cache_and_its_floor_is_the_student_step(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(speed.tempfile, 'tempdir', str(tmp_path))
+    configs = [os.path.join(QUICKSTART, 'kd.py')]
+    medians, _, _ = speed.main(configs + ['--batch-size', '4', '--repeats', '2', '--warmup', '1', '--no-memory',
+                                          '--variants', 'as-configured', 'cache'])
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith('(c) kd [cache]'))
+    assert f"{medians['(b) student step'] * 1e3:.1f}" in row.split()
+    assert not os.listdir(tmp_path)       # the temporary cache is removed afterwards
