@@ -149,11 +149,11 @@ class RunnerCheckpointing:
         with open(record) as f:
             named = f.read().strip()
         if not named:
-            self.logger.warning(f'resume: {record} is empty (the run was killed while writing it?); looking for '
+            self.logger.warning(f'--resume: {record} is empty (the run was killed while writing it?); looking for '
                                 f'the newest intact checkpoint in {self.work_dir}')
             return []
         if not osp.isfile(named):
-            self.logger.warning(f'resume: {record} names {named}, which does not exist; looking for the newest '
+            self.logger.warning(f'--resume: {record} names {named}, which does not exist; looking for the newest '
                                 f'intact checkpoint in {self.work_dir}')
             return []
         return [named]

@@ -47,8 +47,8 @@ def acquire_work_dir(work_dir):
         handle.close()
     previous = _read_owner(handle)
     if previous:
-        print_log(f"{work_dir}: taking over a stale lock: its owner {_describe(previous)} has ended without "
-                  'releasing it (killed?)', logger='current', level=30)
+        print_log(f'{work_dir}: taking over a stale lock left by {_describe(previous)}: that process has ended '
+                  'without releasing it (killed?)', logger='current', level=30)
     handle.seek(0)
     handle.truncate()
     json.dump(dict(pid=os.getpid(), host=socket.gethostname(), started=time.strftime('%Y-%m-%d %H:%M:%S'),
@@ -98,8 +98,8 @@ def _read_owner(handle):
 
 
 def _describe(owner):
-    return (f"pid {owner.get('pid')} on {owner.get('host')}, started {owner.get('started')}: "
-            f"{owner.get('command')}")
+    return (f"pid {owner.get('pid')} on {owner.get('host')}, started {owner.get('started')}, running "
+            f"`{owner.get('command')}`")
 
 
 def _locked_message(work_dir, path, owner):
