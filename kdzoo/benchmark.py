@@ -13,6 +13,9 @@ The spec (YAML)::
     seeds: [0, 1, 2]                  # randomness.seed of each run; non-negative, distinct integers
     overrides:                        # optional --cfg-options for every cell (not for teacher training)
       train_dataloader.dataset.num_items: 1000
+    teacher_cache:                    # optional: these methods read their teacher's outputs from one cache per
+      methods: [kd, dkd, dist]        # pair, <out>/teacher_caches/<pair>, shared across methods and seeds
+      views: 1                        # (docs/teacher_cache.md); also dtype (fp32/fp16), topk, seed
     reference: student                # optional (default 'student'): the method trained without a teacher;
                                       # it must be run by some pair; null: no reference column
     methods: [student, kd, dkd]       # method m of pair p runs <pair dir>/<m>.py
@@ -58,7 +61,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_SCRIPT = osp.join(ROOT, 'tools', 'train.py')
 
 SPEC_KEYS = ('name', 'metric', 'extra_metrics', 'lower_is_better', 'seeds', 'overrides', 'reference',
-             'methods', 'pairs')
+             'methods', 'pairs', 'teacher_cache')
+CACHE_SPEC_KEYS = ('methods', 'views', 'dtype', 'topk', 'seed')
 REQUIRED_KEYS = ('name', 'metric', 'seeds', 'pairs')
 PAIR_KEYS = ('dir', 'methods')
 NAME_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.+-]*$')
@@ -92,6 +96,16 @@ class Spec:
     lower_is_better: List[str] = dataclasses.field(default_factory=list)
     overrides: Dict[str, object] = dataclasses.field(default_factory=dict)
     reference: str = 'student'
+    teacher_cache: Dict[str, object] = dataclasses.field(default_factory=dict)
+
+    def cell_overrides(self, cell):
+        """The --cfg-options of a cell: the spec's overrides, plus its teacher cache when its method uses one."""
+        overrides = dict(self.overrides)
+        if cell.method in self.teacher_cache.get('methods', ()):
+            out_dir = osp.dirname(osp.dirname(osp.dirname(cell.work_dir)))
+            overrides['model.teacher_cache.path'] = osp.join(out_dir, 'teacher_caches', cell.pair)
+            overrides.update({f'model.teacher_cache.{k}': v for k, v in self.teacher_cache.items() if k != 'methods'})
+        return overrides
 
     @property
     def metrics(self):
@@ -159,10 +173,27 @@ def parse_spec(raw, source='spec'):
     pairs = parse_pairs(raw.get('pairs'), methods, problems) if 'pairs' in raw else {}
     problems += reference_problems(reference, methods, pairs)
     problems += missing_config_problems(pairs)
+    teacher_cache = check_teacher_cache(raw.get('teacher_cache') or {}, problems)
     if problems:
         raise SpecError(problems, source)
     return Spec(name=name, metric=metrics[0], extra_metrics=metrics[1], seeds=seeds, pairs=pairs,
-                methods=methods, lower_is_better=metrics[2], overrides=overrides, reference=reference)
+                methods=methods, lower_is_better=metrics[2], overrides=overrides, reference=reference,
+                teacher_cache=teacher_cache)
+
+
+def check_teacher_cache(cache, problems):
+    """``teacher_cache``: ``methods`` (a list) and the cache settings of model.teacher_cache, views by default 1."""
+    if not isinstance(cache, dict):
+        problems.append(f'teacher_cache {cache!r}: give a mapping such as {{methods: [kd, dkd], views: 1}}')
+        return {}
+    if not cache:
+        return {}
+    problems += unknown_key_problems(cache, CACHE_SPEC_KEYS, 'teacher_cache key')
+    if 'methods' not in cache:
+        problems.append('teacher_cache: name the methods that read the cache, e.g. methods: [kd, dkd, dist]')
+    else:
+        check_method_list(cache['methods'], 'teacher_cache.methods', problems)
+    return {'views': 1, **cache}
 
 
 def reference_problems(reference, methods, pairs):
@@ -393,7 +424,7 @@ def cells_to_run(cells, spec, force=False):
         if not is_done(result):
             todo.append(cell)
             continue
-        reason = stale_reason(cell, result, spec.overrides)
+        reason = stale_reason(cell, result, spec.cell_overrides(cell))
         (stale.append(f'{cell.id}: {reason}') if reason else done.append(cell))
     if stale:
         raise SpecError(stale + ['rerun these cells with --force (narrow it with --cells), or restore the spec'],
@@ -409,7 +440,8 @@ def has_checkpoint(work_dir):
 
 def cell_command(cell, spec, resume):
     """The tools/train.py command line of a cell."""
-    options = [f'randomness.seed={cell.seed}'] + [f'{k}={format_cfg_value(v)}' for k, v in spec.overrides.items()]
+    options = [f'randomness.seed={cell.seed}'] + [f'{k}={format_cfg_value(v)}'
+                                                  for k, v in spec.cell_overrides(cell).items()]
     command = [sys.executable, TRAIN_SCRIPT, cell.config, '--work-dir', cell.work_dir, '--cfg-options', *options]
     return command + (['--resume'] if resume else [])
 
@@ -697,7 +729,7 @@ def last_attempt(lines):
 
 def cell_record(cell, spec, **fields):
     record = dict(cell=cell.id, pair=cell.pair, method=cell.method, seed=cell.seed, config=cell.config,
-                  overrides=dict(spec.overrides), work_dir=cell.work_dir)
+                  overrides=spec.cell_overrides(cell), work_dir=cell.work_dir)
     record.update(fields)
     return record
 

@@ -97,3 +97,60 @@ def test_no_distiller_compares_a_temperature_by_hand():
     import glob
     for path in glob.glob(osp.join(ROOT, 'kdzoo', 'distillers', '*.py')):
         assert 'must be > 0' not in open(path).read(), f'{path}: use kdzoo.utils.checks.positive'
+
+
+# ------------------------------------------------------------------ config files and --cfg-options
+def test_a_config_syntax_error_names_the_file_and_line(tmp_path):
+    from kdzoo.tools_support import load_config
+    broken = tmp_path / 'broken.py'
+    broken.write_text("model = dict(type='DistillModel')\ntrain_cfg = dict(max_epochs=\n")
+    child = tmp_path / 'child.py'
+    child.write_text("_base_ = ['./broken.py']\n")
+    for path in (broken, child):
+        with pytest.raises(SyntaxError, match=f"config file {broken}, line 2: '\\(' was never closed") as error:
+            load_config(str(path))
+        assert error.value.filename == str(broken) and error.value.lineno == 2
+
+
+def test_an_unknown_top_level_cfg_option_is_refused_by_the_tools(tmp_path):
+    config = tiny_config(tmp_path, 'student_only', train_items=64, val_items=20)
+    for tool in ('train', 'test'):
+        argv = [config] + (['ckpt.pth'] if tool == 'test' else []) + ['--cfg-options', 'totally_unknown_key=3']
+        with pytest.raises(ValueError, match="--cfg-options totally_unknown_key=3: the config defines no top-level "
+                                             "key 'totally_unknown_key'"):
+            load_tool(tool).main(argv + ['--work-dir', str(tmp_path)])
+    from kdzoo.tools_support import load_config
+    with pytest.raises(ValueError, match="Did you mean 'train_cfg'"):
+        load_config(config, {'train_cgf.max_epochs': 2})
+    cfg = load_config(config, {'train_cfg.max_epochs': 2, 'sync_bn': 'torch', 'input_size': (1, 32, 32)})
+    assert cfg.train_cfg.max_epochs == 2 and cfg.sync_bn == 'torch'   # read by the Runner / defined by the file
+
+
+# ------------------------------------------------------------------ evaluation and export need no teacher
+def test_test_and_export_build_no_teacher_when_its_file_is_absent(tmp_path, capsys):
+    from kdzoo.registry import MODELS
+    from kdzoo.tools_support import export_student, load_config, student_only_config
+    config = tiny_config(tmp_path, 'kd', teacher=tmp_path / 'absent_teacher.safetensors', val_items=20)
+    student = MODELS.build(student_only_config(load_config(config)))
+    assert not len(student.teachers)
+    checkpoint = export_student(student, str(tmp_path / 'student.safetensors'))
+    written = load_tool('export').main([config, checkpoint, '--out-dir', str(tmp_path / 'x'), '--no-onnx'])
+    assert [osp.basename(p) for p in written] == ['student.safetensors', 'student.pth']
+    metrics = load_tool('test').main([config, checkpoint, '--work-dir', str(tmp_path / 't')])
+    assert 'accuracy/top1' in metrics
+
+
+# ------------------------------------------------------------------ input_size that does not fit a model
+@pytest.mark.parametrize('input_size,expected,cause', [
+    ((3, 16, 16), r"student \(ResNet\) cannot run on model.input_size=\(3, 16, 16\) \(C, H, W\): RuntimeError: .*"
+                  r"to have 1 channels, but got 3.* The model expects: its first convolution takes 1 channel",
+     RuntimeError),
+    ((1, 32, 32), r"teacher 'vit' \(VisionTransformer\) cannot run on model.input_size=\(1, 32, 32\).*"
+                  r"its patch embedding takes 16x16 images only", AssertionError),
+])
+def test_an_input_size_the_model_cannot_take_names_model_size_and_expectation(input_size, expected, cause):
+    from kdzoo.models import DistillModel
+    with pytest.raises(ValueError, match=expected) as error:
+        DistillModel(student=CNN_10, teachers=dict(vit=dict(VIT_100, num_classes=10)),
+                     distillers=[dict(type='kd')], input_size=input_size)
+    assert isinstance(error.value.__cause__, cause)   # the original error stays chained

@@ -43,7 +43,7 @@ import weakref
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
-from mmengine.optim import build_optim_wrapper  # noqa: E402
+from mmengine.optim import OptimWrapperDict, build_optim_wrapper  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
@@ -154,6 +154,8 @@ def make_measurements(models, configs, batch_size, device):
         if model.teacher_cache is not None:
             fill_for_batch(model, batch)
     student_wrapper = build_wrapper(reference.student, reference_cfg)
+    if isinstance(student_wrapper, OptimWrapperDict):     # a discriminator constructor: the student's part
+        student_wrapper = student_wrapper['model']
 
     def teacher_forward():
         with torch.inference_mode():

@@ -20,6 +20,7 @@ from mmengine.model import is_model_wrapper
 
 from .contract import contract_of, find_module, is_container, module_tree, split_branch
 from .feature import Feature, FeatureSpec, token_grid
+from .input_check import input_size_error
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,8 @@ class TapRecorder:
         batch = 2
         try:
             self.model(torch.zeros(batch, *input_size, device=device))
+        except (RuntimeError, AssertionError) as error:  # what torch and timm raise on a wrong input shape
+            raise input_size_error(self.model, self.name, input_size, error) from error
         finally:
             raw, self._raw = self._raw, None
             self.model.train(was_training)
