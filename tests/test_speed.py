@@ -84,6 +84,13 @@ def test_speed_tool_reports_ratios_and_memory(capsys):
     assert '92,393' in out      # cakd's projectors and discriminator: its extra trainable parameters
 
 
+def test_a_config_with_a_discriminator_optimiser_can_come_first():
+    """The student step (b) takes the student's wrapper out of CAKD's OptimWrapperDict."""
+    configs = [os.path.join(QUICKSTART, name) for name in ('cakd.py', 'kd.py')]
+    medians, _, _ = speed.main(configs + ['--batch-size', '4', '--repeats', '1', '--warmup', '0', '--no-memory'])
+    assert medians['(b) student step'] > 0 and medians['(c) cakd'] > 0
+
+
 def test_algorithmic_floor_of_a_prompted_teacher_method(capsys):
     """FOFA's floor: its prompted teacher forward + backward (p), the plain teacher forward (a), the student (b)."""
     configs = [os.path.join(QUICKSTART, name) for name in ('kd.py', 'fofa.py')]
