@@ -1,5 +1,5 @@
 # CIFAR-100 (224x224): Swin-P trained alone, the student reference of the ConvNeXt-T -> Swin-P pair.
 # Top-1 (%) reported by FOFA Table 1 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   student from scratch 72.63 | teacher 88.41
-_base_ = ['./_base_/pairs/convnext_t-swin_p.py', './_base_/methods/student.py']
+_base_ = ['./_base_/pairs/convnext_t-swin_p.py', '../_base_/methods/student.py']
 model = {{_base_.method}}

@@ -1,5 +1,5 @@
 # CIFAR-100 (224x224): Mixer-B/16 -> ResNet-18, OFA.
 # Top-1 (%) reported by FOFA Table 1 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   OFA 79.39 | student from scratch 74.01 | teacher 87.29
-_base_ = ['./_base_/pairs/mixer_b16-resnet18.py', './_base_/methods/ofa.py']
+_base_ = ['./_base_/pairs/mixer_b16-resnet18.py', '../_base_/methods/ofa.py']
 model = {{_base_.method}}

@@ -1,5 +1,5 @@
 # CIFAR-100 (224x224): Mixer-B/16 -> ResNet-18, RKD.
 # Top-1 (%) reported by FOFA Table 1 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   RKD 73.75 | student from scratch 74.01 | teacher 87.29
-_base_ = ['./_base_/pairs/mixer_b16-resnet18.py', './_base_/methods/rkd.py']
+_base_ = ['./_base_/pairs/mixer_b16-resnet18.py', '../_base_/methods/rkd.py']
 model = {{_base_.method}}

@@ -1,5 +1,5 @@
 # CIFAR-100 (224x224): Swin-T -> MobileNetV2, DIST.
 # Top-1 (%) reported by FOFA Table 1 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   DIST 72.89 | student from scratch 73.68 | teacher 89.26
-_base_ = ['./_base_/pairs/swin_t-mobilenetv2.py', './_base_/methods/dist.py']
+_base_ = ['./_base_/pairs/swin_t-mobilenetv2.py', '../_base_/methods/dist.py']
 model = {{_base_.method}}

@@ -1,5 +1,5 @@
 # CIFAR-100 (224x224): Swin-T -> ResNet-18, DIST.
 # Top-1 (%) reported by FOFA Table 1 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   DIST 77.75 | student from scratch 74.01 | teacher 89.26
-_base_ = ['./_base_/pairs/swin_t-resnet18.py', './_base_/methods/dist.py']
+_base_ = ['./_base_/pairs/swin_t-resnet18.py', '../_base_/methods/dist.py']
 model = {{_base_.method}}

@@ -1,5 +1,5 @@
 # CIFAR-100 (224x224): ResNet-18 trained alone, the student reference of the Swin-T -> ResNet-18 pair.
 # Top-1 (%) reported by FOFA Table 1 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   student from scratch 74.01 | teacher 89.26
-_base_ = ['./_base_/pairs/swin_t-resnet18.py', './_base_/methods/student.py']
+_base_ = ['./_base_/pairs/swin_t-resnet18.py', '../_base_/methods/student.py']
 model = {{_base_.method}}

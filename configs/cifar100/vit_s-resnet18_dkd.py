@@ -1,5 +1,5 @@
 # CIFAR-100 (224x224): ViT-S -> ResNet-18, DKD.
 # Top-1 (%) reported by FOFA Table 1 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   DKD 78.10 | student from scratch 74.01 | teacher 92.04
-_base_ = ['./_base_/pairs/vit_s-resnet18.py', './_base_/methods/dkd.py']
+_base_ = ['./_base_/pairs/vit_s-resnet18.py', '../_base_/methods/dkd.py']
 model = {{_base_.method}}

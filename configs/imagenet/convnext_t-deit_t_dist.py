@@ -1,5 +1,5 @@
 # ImageNet-1K: ConvNeXt-T -> DeiT-T, DIST.
 # Top-1 (%) reported by FOFA Table 2 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   DIST 74.07 | student from scratch 72.17 | teacher 82.05
-_base_ = ['./_base_/pairs/convnext_t-deit_t.py', './_base_/methods/dist.py']
+_base_ = ['./_base_/pairs/convnext_t-deit_t.py', '../_base_/methods/dist.py']
 model = {{_base_.method}}

@@ -1,5 +1,5 @@
 # ImageNet-1K: Mixer-B/16 -> MobileNetV2, DKD.
 # Top-1 (%) reported by FOFA Table 2 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   DKD 70.93 | student from scratch 68.87 | teacher 76.62
-_base_ = ['./_base_/pairs/mixer_b16-mobilenetv2.py', './_base_/methods/dkd.py']
+_base_ = ['./_base_/pairs/mixer_b16-mobilenetv2.py', '../_base_/methods/dkd.py']
 model = {{_base_.method}}

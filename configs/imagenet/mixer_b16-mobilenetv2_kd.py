@@ -1,5 +1,5 @@
 # ImageNet-1K: Mixer-B/16 -> MobileNetV2, KD.
 # Top-1 (%) reported by FOFA Table 2 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   KD 71.92 | student from scratch 68.87 | teacher 76.62
-_base_ = ['./_base_/pairs/mixer_b16-mobilenetv2.py', './_base_/methods/kd.py']
+_base_ = ['./_base_/pairs/mixer_b16-mobilenetv2.py', '../_base_/methods/kd.py']
 model = {{_base_.method}}

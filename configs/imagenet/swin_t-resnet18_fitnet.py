@@ -1,6 +1,6 @@
 # ImageNet-1K: Swin-T -> ResNet-18, FitNet.
 # Top-1 (%) reported by FOFA Table 2 (docs/methods/fofa.md, 'Paper numbers'); the paper's numbers, not reproduced by kdzoo:
 #   FitNet 71.18 | student from scratch 69.75 | teacher 81.38
-_base_ = ['./_base_/pairs/swin_t-resnet18.py', './_base_/methods/fitnet.py']
+_base_ = ['./_base_/pairs/swin_t-resnet18.py', '../_base_/methods/fitnet.py']
 # Swin teacher: the fragment's token-aligner variant (PAT reads Swin as tokens).
 model = {{_base_.method_swin_teacher}}
