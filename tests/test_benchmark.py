@@ -430,3 +430,18 @@ def test_a_tiny_matrix_trains_its_teacher_first_runs_in_parallel_records_a_failu
     assert [r['status'] for r in records] == ['ok', 'ok']
     log = capsys.readouterr().out
     assert '2 cells, 2 already done, 0 to run' in log and 'training teacher' not in log
+
+
+def test_teacher_cache_methods_share_one_cache_per_pair_across_methods_and_seeds(tmp_path):
+    folder = pair_folder(tmp_path, 'p', ['student', 'kd', 'dkd'])
+    spec = bench.parse_spec(spec_dict(folder, methods=['student', 'kd', 'dkd'],
+                                      teacher_cache=dict(methods=['kd', 'dkd'], dtype='fp16')))
+    options = {cell.id: bench.cell_command(cell, spec, resume=False) for cell in bench.plan_cells(spec, str(tmp_path))}
+    cache_dir = osp.join(str(tmp_path), 'teacher_caches', 'vit-cnn')
+    for cell_id, command in options.items():
+        has_cache = f'model.teacher_cache.path={cache_dir}' in command
+        assert has_cache == (not cell_id.split('/')[1] == 'student'), cell_id
+        assert ('model.teacher_cache.dtype=fp16' in command) == has_cache
+        assert ('model.teacher_cache.views=1' in command) == has_cache
+    message = problems_of(spec_dict(folder, teacher_cache=dict(views=2, colour='red')))
+    assert "teacher_cache: name the methods" in message and "'colour'" in message

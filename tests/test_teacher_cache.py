@@ -126,8 +126,9 @@ def test_stale_caches_are_refused_naming_what_differs(teacher, tmp_path):
         opened(teacher, tmp_path, flipped)
     with pytest.raises(ValueError, match=r'dtype differs \(cache: fp32, now: fp16\)'):
         opened(teacher, tmp_path, data, dtype='fp16')
-    with pytest.raises(ValueError, match='taps'):
-        opened(teacher, tmp_path, data, method='fitnet')
+    fitnet = opened(teacher, tmp_path, data, method='fitnet')    # other taps: a folder of their own beside it
+    assert osp.dirname(fitnet.teacher_cache.folder) == str(tmp_path / 'cache')
+    assert osp.basename(fitnet.teacher_cache.folder) != 'vit.logits'
     with pytest.raises(ValueError, match='views=2, seed=0 but the training set'):
         model = build_model(teacher, cache=dict(path=str(tmp_path / 'cache'), views=2))
         model.teacher_cache.open(data)

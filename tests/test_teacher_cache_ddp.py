@@ -38,6 +38,6 @@ def test_two_process_cached_run_equals_the_live_run_bit_for_bit(tmp_path):
     assert live.keys() == cached.keys()
     different = [k for k in live if not torch.equal(live[k], cached[k])]
     assert not different, different[:5]
-    assert np.load(os.path.join(cache, 'written.npy')).all()          # every sample written by one of the ranks
-    with open(os.path.join(cache, 'manifest.json')) as f:
+    assert np.load(os.path.join(cache, 'vit.logits', 'written.npy')).all()          # every sample written by one of the ranks
+    with open(os.path.join(cache, 'vit.logits', 'manifest.json')) as f:
         assert json.load(f)['data']['length'] == 128

@@ -105,7 +105,7 @@ def main(argv=None, on_batch=None):
     print(f"{store.filled()} of {store.num_entries} entries already filled", flush=True)
     workers = args.workers if args.workers is not None else cfg.train_dataloader.get('num_workers', 0)
     fill(cache, model, dataset, args.batch_size, workers, on_batch)
-    print(f"teacher cache {cache.path}: {store.filled()} of {store.num_entries} entries filled", flush=True)
+    print(f"teacher cache {cache.folder}: {store.filled()} of {store.num_entries} entries filled", flush=True)
     return cache, dataset
 
 

@@ -12,6 +12,8 @@ the training set's description and sets the replay epoch) and :func:`configure_t
 config switch: wraps the training set and registers the hook).
 """
 import hashlib
+import os.path as osp
+import re
 
 import numpy as np
 import torch
@@ -152,16 +154,26 @@ class TeacherCache:
                     teacher_precision=str(self.model.teacher_dtype or 'fp32'),
                     teacher_channels_last=self.model.teacher_channels_last)
 
+    @property
+    def folder(self):
+        """``path/<teacher>.<tap>+...``: one folder per set of cached taps, so methods that read the same taps
+        (kd, dkd, dist: a teacher's logits) share one cache under one ``path`` and others get their own."""
+        names = '+'.join(f'{name}.{tap}' for name in self.cached_teachers for tap in self.model.recorders[name].targets)
+        names = re.sub(r'[^A-Za-z0-9_.+-]', '_', names)
+        if len(names) > 100:
+            names = names[:80] + '-' + hashlib.sha256(names.encode()).hexdigest()[:16]
+        return osp.join(self.path, names)
+
     def open(self, replay):
         """Open (or create) the cache folder for the training set ``replay`` (a ReplayDataset)."""
-        self.store = CacheStore(self.path, self.manifest(replay))
+        self.store = CacheStore(self.folder, self.manifest(replay))
         self.specs = {name: [spec_from_dict(s) for s in specs] for name, specs in self.store.manifest['taps'].items()}
         return self.store
 
     def size_report(self, replay):
         manifest = self.manifest(replay)
         entries = manifest['data']['length'] * self.views
-        return (f"teacher cache {self.path}: {entries} entries ({manifest['data']['length']} samples x "
+        return (f"teacher cache {self.folder}: {entries} entries ({manifest['data']['length']} samples x "
                 f"{self.views} views), {human_bytes(planned_bytes(manifest))} when full")
 
     # ------------------------------------------------------------- lookup
