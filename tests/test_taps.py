@@ -356,3 +356,41 @@ def test_docs_user_module_contract_example(tmp_path, monkeypatch, capsys):
     from two_stage_net import TwoStageNet
     with pytest.raises(TypeError, match=r"returns 2 branches: \[0\] \(2, 16, 8, 8\), \[1\] \(2, 1, 8, 8\)"):
         TapRecorder(TwoStageNet(), ['body']).probe((3, 32, 32))
+
+
+# Every model kdzoo registers, as a config that builds it; the margin heads and DistillModel are not models
+# whose features are tapped. A newly registered model must be added here (the test checks the coverage).
+NOT_TAPPED = {'ArcFaceHead', 'CombinedMarginHead', 'CosFaceHead', 'PartialFC', 'DistillModel'}
+REGISTERED_MODELS = {
+    'FaceRecognizer': dict(backbone=dict(type='mobilefacenet')),
+    'FaceSwin': dict(arch='tiny'), 'FaceViT': dict(arch='tiny'), 'IResNet': dict(depth=18),
+    'MobileFaceNet': {}, 'RedNet': dict(depth=26, num_classes=10),
+    'TimmClassifier': dict(model_name='resnet10t', num_classes=10),
+    'ImportedModel': dict(path='kdzoo.models.involution:rednet26', num_classes=10),
+    'MMPretrainClassifier': dict(model=dict(type='ImageClassifier', backbone=dict(type='ResNet', depth=18),
+                                            neck=dict(type='GlobalAveragePooling'),
+                                            head=dict(type='LinearClsHead', num_classes=10, in_channels=512))),
+}
+
+
+def tapped_model_names():
+    from kdzoo.registry import MODELS
+    return sorted(set(MODELS.module_dict) - NOT_TAPPED)
+
+
+@pytest.mark.parametrize('name', tapped_model_names())
+def test_no_kdzoo_model_uses_the_deprecated_tap_attributes(name, monkeypatch):
+    import warnings
+
+    import kdzoo.taps.contract as contract_module
+    from kdzoo.registry import MODELS
+    from kdzoo.taps import TapContract, contract_of
+    monkeypatch.setattr(contract_module, '_warned', set())  # warn again for types warned by earlier tests
+    small_real = name in ('TimmClassifier', 'ImportedModel', 'MMPretrainClassifier')
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', category=DeprecationWarning, message='.*declares its taps')
+        with torch.device('cpu' if small_real else 'meta'):  # the face models at full size, without memory
+            model = MODELS.build(dict(type=name, **REGISTERED_MODELS.get(name, {})))
+        declared = getattr(model, 'kdzoo_taps', None)
+        assert isinstance(declared, TapContract), f"{name} declares no kdzoo_taps TapContract"
+        assert contract_of(model).stages, f"{name} declares no stages"

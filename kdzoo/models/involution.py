@@ -15,8 +15,8 @@ stride; its stem is 3×3/2 conv (3→32) + BN + ReLU → involution (K = 3) → 
 BN + ReLU → 3×3/2 max-pool. Parameter names follow the reference backbone, so its released ImageNet
 checkpoints load after :func:`checkpoint_filter_fn`.
 
-Use as a kdzoo teacher or student directly: ``dict(type='rednet26', num_classes=100)``. The model declares
-``kdzoo_stages`` (layer1..layer4) and ``kdzoo_classifier`` (``fc``), so the taps ``stage1``..``stage4``,
+Use as a kdzoo teacher or student directly: ``dict(type='rednet26', num_classes=100)``. The model declares a
+:class:`~kdzoo.taps.TapContract` (``kdzoo_taps``: stages layer1..layer4, classifier ``fc``), so the taps ``stage1``..``stage4``,
 ``pre_logits`` and ``logits`` resolve without a wrapper; ``dict(type='ImportedModel',
 path='kdzoo.models.involution:rednet26', num_classes=10)`` works as well.
 """
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from kdzoo.registry import MODELS
+from kdzoo.taps.contract import TapContract
 
 __all__ = ['Involution', 'InvolutionBottleneck', 'RedNet', 'checkpoint_filter_fn',
            'rednet26', 'rednet38', 'rednet50', 'rednet101', 'rednet152']
@@ -171,8 +172,7 @@ class RedNet(nn.Module):
     Init follows the reference: convs Kaiming-normal (fan_out, ReLU) with zero bias, BN (1, 0), the
     classifier N(0, 0.01) with zero bias.
     """
-    kdzoo_stages = ['layer1', 'layer2', 'layer3', 'layer4']
-    kdzoo_classifier = 'fc'
+    kdzoo_taps = TapContract(stages=('layer1', 'layer2', 'layer3', 'layer4'), classifier='fc')
 
     def __init__(self, depth=50, num_classes=1000, in_chans=3, zero_init_last=True, grad_checkpointing=False):
         super().__init__()

@@ -136,15 +136,16 @@ def test_face_vit_follows_arcface_torch():
     from timm.layers import Attention
     model = shared_backbone('face_vit_t')
     assert model.num_patches == 144 and model.pos_embed.shape == (1, 144, 256)
-    assert not hasattr(model, 'cls_token') and model.kdzoo_num_prefix_tokens == 0
+    assert not hasattr(model, 'cls_token') and model.kdzoo_taps.prefix_tokens == 0
     assert model.feature[0].in_features == 144 * 256
     attn = model.blocks[0].attn
     assert isinstance(attn, Attention) and hasattr(attn, 'attn_drop') and hasattr(attn, 'fused_attn')
     assert attn.qkv.bias is None and isinstance(model.blocks[0].mlp.act, nn.ReLU6)
     rates = [block.drop_path1.drop_prob for block in model.blocks[1:]]
     assert rates == sorted(rates) and math.isclose(rates[-1], 0.1, rel_tol=1e-6)
-    assert model.kdzoo_stages == ['blocks.1', 'blocks.3', 'blocks.9', 'blocks.11']  # blocks 2, 4, 10, 12
-    assert shared_meta_backbone('face_vit_b').kdzoo_stages == ['blocks.3', 'blocks.7', 'blocks.19', 'blocks.23']
+    assert model.kdzoo_taps.stages == ('blocks.1', 'blocks.3', 'blocks.9', 'blocks.11')  # blocks 2, 4, 10, 12
+    assert shared_meta_backbone('face_vit_b').kdzoo_taps.stages == ('blocks.3', 'blocks.7', 'blocks.19',
+                                                                    'blocks.23')
 
 
 def test_face_vit_training_mask_keeps_the_embedding_shape():
@@ -166,7 +167,7 @@ def test_face_swin_is_timm_swin_with_a_7x7_last_stage():
     assert isinstance(model, FaceSwin) and isinstance(model, SwinTransformer)
     assert [stage.output_resolution for stage in model.layers] == [(56, 56), (28, 28), (14, 14), (7, 7)]
     assert [len(stage.blocks) for stage in model.layers] == [2, 2, 18, 2]
-    assert model.kdzoo_grid == (7, 7) and model.kdzoo_map_layout == 'NHWC'
+    assert model.kdzoo_taps.grid == (7, 7) and model.kdzoo_taps.layout == 'NHWC'
     attn = model.layers[3].blocks[0].attn
     assert isinstance(attn, WindowAttention) and attn.window_size == (7, 7) and hasattr(attn, 'attn_drop')
 
@@ -184,8 +185,9 @@ STAGE_SPECS = {
 @pytest.mark.parametrize('name', sorted(STAGE_SPECS))
 def test_recognizer_stage_taps_give_documented_shapes(name):
     recognizer = FaceRecognizer(backbone=shared_backbone(name))
-    assert recognizer.kdzoo_stages == [f'backbone.{p}' for p in recognizer.backbone.kdzoo_stages]
-    for path in recognizer.kdzoo_stages:
+    stages = recognizer.kdzoo_taps.stages
+    assert stages == tuple(f'backbone.{p}' for p in recognizer.backbone.kdzoo_taps.stages)
+    for path in stages:
         recognizer.get_submodule(path)
     recorder = TapRecorder(recognizer, ['stage1', 'stage2', 'stage3', 'stage4'], name)
     specs = recorder.probe(FACE_INPUT)
@@ -198,12 +200,13 @@ def test_recognizer_stage_taps_give_documented_shapes(name):
 
 def test_token_backbones_forward_their_tap_hints():
     vit = FaceRecognizer(backbone=shared_backbone('face_vit_t'))
-    assert vit.kdzoo_num_prefix_tokens == 0 and vit.kdzoo_grid == (12, 12)
-    assert vit.kdzoo_stages == ['backbone.blocks.1', 'backbone.blocks.3', 'backbone.blocks.9',
-                                'backbone.blocks.11']
+    assert vit.kdzoo_taps.prefix_tokens == 0 and vit.kdzoo_taps.grid == (12, 12)
+    assert vit.kdzoo_taps.stages == ('backbone.blocks.1', 'backbone.blocks.3', 'backbone.blocks.9',
+                                     'backbone.blocks.11')
     swin = FaceRecognizer(backbone=shared_meta_backbone('face_swin_s'))
-    assert swin.kdzoo_map_layout == 'NHWC' and swin.kdzoo_grid == (7, 7)
-    assert not hasattr(FaceRecognizer(backbone=MobileFaceNet()), 'kdzoo_map_layout')
+    assert swin.kdzoo_taps.layout == 'NHWC' and swin.kdzoo_taps.grid == (7, 7)
+    mobile = FaceRecognizer(backbone=MobileFaceNet()).kdzoo_taps
+    assert mobile.layout == 'NCHW' and mobile.grid is None and mobile.stages[-1] == 'backbone.conv_sep'
 
 
 def test_attention_taps_read_timm_attention_probabilities():

@@ -19,6 +19,7 @@ from timm.layers import trunc_normal_
 from timm.models.swin_transformer import SwinTransformer
 
 from kdzoo.registry import MODELS
+from kdzoo.taps.contract import TapContract
 
 from .face_vit import resolve_arch
 
@@ -48,10 +49,6 @@ class FaceSwin(SwinTransformer):
     ``forward_features`` returns timm's final-LayerNorm-ed NHWC map (B, 7, 7, 8C); ``forward`` the
     un-normalised embedding.
     """
-    kdzoo_stages = ['layers.0', 'layers.1', 'layers.2', 'layers.3']
-    kdzoo_map_layout = 'NHWC'
-    kdzoo_num_prefix_tokens = 0
-
     def __init__(self, arch: str = 'small', num_features: int = 512, img_size: int = 112, patch_size: int = 2,
                  window_size: int = 7, pool: str = 'flatten', dropout: float = 0.0,
                  drop_path_rate: float = 0.1, embed_dim: Optional[int] = None, **timm_kwargs):
@@ -67,7 +64,8 @@ class FaceSwin(SwinTransformer):
         self.pool = pool
         self.embedding_size = num_features
         grid = self.layers[-1].output_resolution
-        self.kdzoo_grid = tuple(grid)
+        self.kdzoo_taps = TapContract(stages=('layers.0', 'layers.1', 'layers.2', 'layers.3'), layout='NHWC',
+                                      grid=tuple(grid))
         head_in = self.num_features * (grid[0] * grid[1] if pool == 'flatten' else 1)
         self.feature = nn.Sequential(
             nn.Dropout(dropout),

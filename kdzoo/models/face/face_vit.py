@@ -21,6 +21,8 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 
 from kdzoo.registry import MODELS
+from kdzoo.taps.contract import TapContract
+from kdzoo.taps.stages import plain_stage_blocks
 
 __all__ = ['FacePatchEmbed', 'FaceViT', 'face_vit_t', 'face_vit_s', 'face_vit_b', 'face_vit_l']
 
@@ -41,10 +43,15 @@ def resolve_arch(arch: str, archs: dict, family: str) -> str:
     return name
 
 
-def stage_block_indices(depth: int) -> Tuple[int, int, int, int]:
-    """Blocks whose outputs stand for stages 1-4 of a plain ViT: 2, 4, 10, 12 of 12 (the OFA / FOFA rule),
-    scaled to other depths (4, 8, 20, 24 of 24)."""
-    return depth // 6 - 1, depth // 3 - 1, 5 * depth // 6 - 1, depth - 1
+def stage_block_indices(depth: int) -> Tuple[int, ...]:
+    """0-based blocks whose outputs stand for stages 1-4 of a plain ViT: 2, 4, 10, 12 of 12 (the OFA / FOFA
+    rule), scaled to other depths (4, 8, 20, 24 of 24). Below 6 blocks the scaled rule repeats blocks, so
+    kdzoo's strictly increasing plain rule is used, and every block is a stage below 4 blocks."""
+    if depth >= 6:
+        return depth // 6 - 1, depth // 3 - 1, 5 * depth // 6 - 1, depth - 1
+    if depth >= 4:
+        return tuple(block - 1 for block in plain_stage_blocks(depth))
+    return tuple(range(depth))
 
 
 class FacePatchEmbed(nn.Module):
@@ -81,8 +88,6 @@ class FaceViT(nn.Module):
     Stage taps: the outputs of blocks 2, 4, 10, 12 (of 12), as (B, 144, D) tokens on a 12x12 grid, no prefix
     tokens.
     """
-    kdzoo_num_prefix_tokens = 0
-
     def __init__(self, arch: str = 'small', num_features: int = 512, img_size: int = 112, patch_size: int = 9,
                  drop_path_rate: float = 0.1, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  mask_ratio: float = 0.0, pool: str = 'flatten', embed_dim: Optional[int] = None,
@@ -101,8 +106,8 @@ class FaceViT(nn.Module):
 
         self.patch_embed = FacePatchEmbed(img_size, patch_size, 3, embed_dim)
         self.num_patches = self.patch_embed.num_patches
-        self.kdzoo_grid = self.patch_embed.grid_size
-        self.kdzoo_stages = [f'blocks.{i}' for i in stage_block_indices(depth)]
+        self.kdzoo_taps = TapContract(stages=tuple(f'blocks.{i}' for i in stage_block_indices(depth)),
+                                      grid=self.patch_embed.grid_size)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from kdzoo.registry import MODELS
+from kdzoo.taps.contract import TapContract
 
 __all__ = ['IBasicBlock', 'IResNet', 'iresnet18', 'iresnet34', 'iresnet50', 'iresnet100', 'iresnet200']
 
@@ -84,7 +85,7 @@ class IResNet(nn.Module):
 
     ``forward`` returns the (un-normalised) embedding; ``forward_features`` the 512x7x7 layer4 map.
     """
-    kdzoo_stages = ['layer1', 'layer2', 'layer3', 'layer4']
+    kdzoo_taps = TapContract(stages=('layer1', 'layer2', 'layer3', 'layer4'))
 
     def __init__(self, depth: int = 50, num_features: int = 512, dropout: float = 0.0,
                  zero_init_residual: bool = False, img_size: int = 112,

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from kdzoo.registry import MODELS
+from kdzoo.taps.contract import TapContract
 
 __all__ = ['ConvBlock', 'LinearBlock', 'DepthWise', 'Residual', 'GDC', 'MobileFaceNet',
            'mobilefacenet', 'mbf', 'mbf_large']
@@ -150,7 +151,7 @@ class MobileFaceNet(nn.Module):
     Stage taps: ``layers.1`` (56x56), ``layers.3`` (28x28), ``layers.5`` (14x14) and ``conv_sep``, the
     512x7x7 map before GDC (the "last convolutional map" URFM distils).
     """
-    kdzoo_stages = ['layers.1', 'layers.3', 'layers.5', 'conv_sep']
+    kdzoo_taps = TapContract(stages=('layers.1', 'layers.3', 'layers.5', 'conv_sep'))
 
     def __init__(self, arch: str = 'mfn', num_features: int = 512, scale: Optional[int] = None,
                  blocks: Optional[Sequence[int]] = None):

@@ -5,9 +5,10 @@ embedding: verification normalises it after flip fusion, IJB uses its norm as a 
 (face_recognition.md §2-3), and the margin head normalises it itself. ``task_loss`` is what kdzoo's
 DistillModel calls instead of plain cross-entropy when the student has it.
 
-Feature taps: ``kdzoo_stages`` lists the backbone's stage outputs as paths from this module
-(``backbone.layer1`` ...); token backbones also expose ``kdzoo_num_prefix_tokens`` and ``kdzoo_grid`` (the
-patch grid of a ViT, or of a Swin's last stage) and Swin ``kdzoo_map_layout = 'NHWC'``.
+Feature taps: the recognizer's :class:`~kdzoo.taps.TapContract` (``kdzoo_taps``) is its backbone's, with
+every path under ``backbone.`` (``backbone.layer1`` ...): the stages, and for token backbones the patch grid
+(of a ViT, or of a Swin's last stage) and Swin's ``'NHWC'`` layout. Bare backbone paths (``'blocks.3'``)
+resolve too (the contract's ``module_root`` is ``backbone``).
 """
 import copy
 from typing import Dict, List, Optional, Tuple, Union
@@ -16,11 +17,9 @@ import torch
 from torch import nn
 
 from kdzoo.registry import MODELS
+from kdzoo.taps.contract import contract_of
 
 __all__ = ['FaceRecognizer']
-
-# Attributes a backbone may declare for kdzoo's taps and that the recognizer passes through unchanged.
-FORWARDED_TAP_ATTRIBUTES = ('kdzoo_num_prefix_tokens', 'kdzoo_grid', 'kdzoo_map_layout')
 
 
 def build_module(cfg: Union[dict, nn.Module], **defaults) -> nn.Module:
@@ -61,15 +60,7 @@ class FaceRecognizer(nn.Module):
         self.embedding_size = getattr(self.backbone, 'embedding_size', None)
         head_defaults = {} if self.embedding_size is None else {'embed_dim': self.embedding_size}
         self.head = None if head is None else build_module(head, **head_defaults)
-        self.declare_taps()
-
-    def declare_taps(self) -> None:
-        stages = getattr(self.backbone, 'kdzoo_stages', None)
-        if stages is not None:
-            self.kdzoo_stages = [f'backbone.{path}' for path in stages]
-        for name in FORWARDED_TAP_ATTRIBUTES:
-            if hasattr(self.backbone, name):
-                setattr(self, name, getattr(self.backbone, name))
+        self.kdzoo_taps = contract_of(self.backbone).under('backbone').validate(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, 112, 112) aligned faces -> (B, 512) embeddings, not normalised."""
