@@ -154,3 +154,34 @@ def test_an_input_size_the_model_cannot_take_names_model_size_and_expectation(in
         DistillModel(student=CNN_10, teachers=dict(vit=dict(VIT_100, num_classes=10)),
                      distillers=[dict(type='kd')], input_size=input_size)
     assert isinstance(error.value.__cause__, cause)   # the original error stays chained
+
+
+# ------------------------------------------------------------------ non-finite values never reach a checkpoint
+def test_a_skipped_step_leaves_batchnorm_statistics_as_they_were():
+    from mmengine.logging import MessageHub
+    from mmengine.optim import OptimWrapper
+    model = make_model(on_nonfinite='skip').train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    wrapper = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1))
+    inputs, samples = fake_batch()
+    inputs[0, 0, 3, 3] = float('nan')   # one NaN pixel: the BatchNorm statistics of the forward are NaN
+    model.train_step(dict(inputs=list(inputs), data_samples=samples), wrapper)
+    after = model.state_dict()
+    assert [k for k in before if not torch.equal(before[k], after[k])] == []
+    model.train_step(dict(inputs=list(fake_batch()[0]), data_samples=samples), wrapper)
+    assert not torch.equal(before['student.model.bn1.running_mean'], model.state_dict()['student.model.bn1.running_mean'])
+    MessageHub.get_current_instance().update_info('iter', 0)
+
+
+def test_a_checkpoint_holding_nan_is_refused_before_it_is_written():
+    from mmengine.config import Config
+
+    from kdzoo.engine.hooks import FiniteWeightsHook
+    model = make_model()
+    model.student.model.bn1.running_var[2] = float('nan')
+    with pytest.raises(FloatingPointError, match=r"the checkpoint about to be saved holds non-finite values in "
+                                                 r"student.model.bn1.running_var; nothing was saved"):
+        FiniteWeightsHook().before_save_checkpoint(None, dict(state_dict=model.state_dict()))
+    FiniteWeightsHook().before_save_checkpoint(None, dict(state_dict=make_model().state_dict()))
+    runtime = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'default_runtime.py'))
+    assert runtime.default_hooks.finite_weights.type == 'FiniteWeightsHook'

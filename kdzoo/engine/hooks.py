@@ -43,3 +43,37 @@ class TeacherEvalHook(Hook):
             return loop.evaluator.evaluate(len(loop.dataloader.dataset))
         finally:
             model.train(was_training)
+
+
+def nonfinite_entries(state_dict, limit=10):
+    """Names (at most ``limit``) of the floating-point tensors in ``state_dict`` holding NaN or inf."""
+    bad = [name for name, value in state_dict.items()
+           if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()]
+    return bad[:limit] + ([f'... {len(bad) - limit} more'] if len(bad) > limit else [])
+
+
+@HOOKS.register_module()
+class FiniteWeightsHook(Hook):
+    """Stops a run before it saves a model holding NaN or inf (weights or buffers such as BatchNorm statistics).
+
+    ``on_nonfinite`` guards the losses; this guards what is written: a checkpoint is checked before it is saved,
+    and the model once more when training ends. Registered by ``configs/_base_/default_runtime.py``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        self.check(checkpoint.get('state_dict', {}), 'the checkpoint about to be saved')
+
+    def after_train(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        self.check(model.state_dict(), 'the trained model')
+
+    @staticmethod
+    def check(state_dict, what):
+        bad = nonfinite_entries(state_dict)
+        if bad:
+            raise FloatingPointError(f"{what} holds non-finite values in {', '.join(bad)}; nothing was saved. "
+                                     "Lower the learning rate or enable gradient clipping; with "
+                                     "model.on_nonfinite='raise' (the default) the run stops at the first "
+                                     "non-finite loss instead.")

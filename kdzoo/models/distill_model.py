@@ -77,7 +77,8 @@ class DistillModel(BaseModel):
         task_loss_weight: weight of the student's task loss (CE by default); 0 disables it.
         label_smoothing: for the default CE task loss.
         on_nonfinite: ``'raise'`` stops the run when a loss is NaN/inf, naming the term and iteration,
-            before the update (so no corrupted checkpoint is written); ``'skip'`` skips that update.
+            before the update (so no corrupted checkpoint is written); ``'skip'`` skips that update and puts
+            back the buffers (BatchNorm running statistics) that the failed forward changed.
         flip_test: for models that offer ``embed_with_flip`` (face recognisers), prediction also embeds the
             horizontally flipped images and hands both to ``predict_samples`` (``pred_embedding_flip``), as
             the verification protocol requires (docs/face_recognition.md); False embeds the images only.
@@ -303,12 +304,13 @@ class DistillModel(BaseModel):
         outer = wrapper or self
         if isinstance(optim_wrapper, OptimWrapperDict):
             return self._train_step_with_discriminators(data, optim_wrapper, outer)
+        buffers = self.buffers_before_step()
         with optim_wrapper.optim_context(outer):
             data = self.data_preprocessor(data, True)
             losses = outer._run_forward(data, mode='loss')
         total, log_vars = self.parse_losses(losses)
         if not torch.isfinite(total):
-            self._handle_nonfinite(losses, optim_wrapper, data['inputs'])
+            self._handle_nonfinite(losses, optim_wrapper, data['inputs'], buffers)
             return log_vars
         optim_wrapper.update_params(total)
         return log_vars
@@ -322,6 +324,7 @@ class DistillModel(BaseModel):
         ``'model'`` steps everything but the discriminators and ``'discriminator'`` steps those.
         """
         model_wrapper = optim_wrappers['model']
+        buffers = self.buffers_before_step()
         with model_wrapper.optim_context(outer):
             data = self.data_preprocessor(data, True)
             losses = outer._run_forward(data, mode='loss')
@@ -329,7 +332,7 @@ class DistillModel(BaseModel):
         total, log_vars = self.parse_losses(losses)
         adversary_total, adversary_log = self.parse_losses(adversary_losses) if adversary_losses else (None, {})
         if not torch.isfinite(total) or (adversary_total is not None and not torch.isfinite(adversary_total)):
-            self._handle_nonfinite({**losses, **adversary_losses}, optim_wrappers, data['inputs'])
+            self._handle_nonfinite({**losses, **adversary_losses}, optim_wrappers, data['inputs'], buffers)
             return log_vars
         model_wrapper.update_params(total)
         if adversary_total is not None:
@@ -351,7 +354,16 @@ class DistillModel(BaseModel):
                 losses.update(distiller.discriminator_loss())
         return losses
 
-    def _handle_nonfinite(self, losses, optim_wrapper, inputs):
+    def buffers_before_step(self):
+        """With ``on_nonfinite='skip'``, copies of the buffers a training forward may change (BatchNorm running
+        statistics of the student, adapters and distillers; the teachers stay in eval mode), so a skipped step
+        can put them back; None otherwise."""
+        if self.on_nonfinite != 'skip':
+            return None
+        return [(buffer, buffer.detach().clone()) for name, buffer in self.named_buffers()
+                if not name.startswith('teachers.')]
+
+    def _handle_nonfinite(self, losses, optim_wrapper, inputs, buffers=None):
         iteration = MessageHub.get_current_instance().get_info('iter', 0) + 1
         bad = [f"{name}={value.detach().float().mean().item()}" for name, value in losses.items()
                if not torch.isfinite(value).all()]
@@ -362,7 +374,10 @@ class DistillModel(BaseModel):
                                      "checkpoint is intact. Lower the LR, enable gradient clipping or "
                                      "set model.on_nonfinite='skip'.")
         from mmengine.logging import print_log
-        print_log(message + '; update skipped', logger='current', level=30)
+        with torch.no_grad():  # the NaN forward (and its replay) already updated the running statistics
+            for buffer, saved in buffers or ():
+                buffer.copy_(saved)
+        print_log(message + '; update and buffer changes skipped', logger='current', level=30)
         optim_wrapper.zero_grad()
 
     @torch.no_grad()
