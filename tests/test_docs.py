@@ -35,6 +35,6 @@ def test_tutorial_distiller_builds_trains_and_routes_gradients(tmp_path, monkeyp
 
 @pytest.mark.parametrize('page', ['getting_started.md', 'methods.md', 'adding_a_distiller.md',
                                   'configuration.md', 'distributed.md', 'faq.md', 'face_recognition.md', 'taps.md',
-                                  'own_data.md'])
+                                  'own_data.md', 'teacher_cache.md'])
 def test_docs_are_linked_from_the_readme(page):
     assert f'docs/{page}' in open(os.path.join(ROOT, 'README.md')).read()
