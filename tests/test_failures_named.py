@@ -185,3 +185,25 @@ def test_a_checkpoint_holding_nan_is_refused_before_it_is_written():
     FiniteWeightsHook().before_save_checkpoint(None, dict(state_dict=make_model().state_dict()))
     runtime = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'default_runtime.py'))
     assert runtime.default_hooks.finite_weights.type == 'FiniteWeightsHook'
+
+
+# ------------------------------------------------------------------ init_cfg=Pretrained in an mmpretrain model
+def tiny_mmpretrain(**backbone):
+    return dict(type='ImageClassifier', backbone=dict(type='ResNet', depth=18, stem_channels=8, base_channels=8,
+                                                      in_channels=1, **backbone),
+                neck=dict(type='GlobalAveragePooling'), head=dict(type='LinearClsHead', num_classes=10, in_channels=64))
+
+
+def test_a_pretrained_init_cfg_in_an_mmpretrain_model_is_loaded_safely(tmp_path):
+    from kdzoo.models import MMPretrainClassifier
+    source = MMPretrainClassifier(tiny_mmpretrain())
+    checkpoint = str(tmp_path / 'classifier.pth')
+    torch.save(source.model.state_dict(), checkpoint)
+    whole = MMPretrainClassifier(dict(tiny_mmpretrain(), init_cfg=dict(type='Pretrained', checkpoint=checkpoint)))
+    assert all(torch.equal(v, source.model.state_dict()[k]) for k, v in whole.model.state_dict().items())
+    backbone_only = MMPretrainClassifier(tiny_mmpretrain(
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone')))
+    assert torch.equal(backbone_only.model.backbone.conv1.weight, source.model.backbone.conv1.weight)
+    assert not torch.equal(backbone_only.model.head.fc.weight, source.model.head.fc.weight)
+    with pytest.raises(FileNotFoundError):
+        MMPretrainClassifier(dict(tiny_mmpretrain(), init_cfg=dict(type='Pretrained', checkpoint=checkpoint + 'x')))

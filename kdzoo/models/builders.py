@@ -10,8 +10,9 @@ from dataclasses import replace
 import torch.nn as nn
 
 from kdzoo.registry import MODELS
-from kdzoo.taps.contract import TapContract, contract_of, is_container
+from kdzoo.taps.contract import TapContract, attention_candidates, contract_of, is_container
 from kdzoo.taps.stages import plain_stage_blocks, timm_stage_plan
+from .weights import load_weights
 
 
 def import_object(path):
@@ -66,13 +67,6 @@ def token_hints(model):
     return int(prefix), tuple(grid) if grid is not None else None
 
 
-def attention_paths(model):
-    """Token-attention candidates, shallow to deep: modules with ``num_heads`` and a q/k/v projection."""
-    return [name for name, module in model.named_modules()
-            if name and hasattr(module, 'num_heads')
-            and any(isinstance(getattr(module, p, None), nn.Linear) for p in ('qkv', 'q', 'q_proj'))]
-
-
 def detected_contract(model, num_stages=4):
     """The contract kdzoo finds for ``model`` (paths relative to it) and, when its stages must come from
     timm's ``forward_intermediates``, ``(indices, channels)`` of those intermediates."""
@@ -90,7 +84,7 @@ def detected_contract(model, num_stages=4):
     contract = replace(own, stages=tuple(stages), stage_channels=tuple(channels) if channels and stages else None,
                        stages_note=note, classifier=own.classifier or default_classifier_path(model),
                        prefix_tokens=own.prefix_tokens or prefix, grid=own.grid or grid,
-                       attention=own.attention or tuple(attention_paths(model)),
+                       attention=own.attention or tuple(attention_candidates(model)),
                        layout=layout if layout in ('NCHW', 'NHWC') else 'NCHW', module_root=None)
     return contract, (intermediates, channels) if intermediates else None
 
@@ -203,14 +197,50 @@ class MMPretrainClassifier(TappableClassifier):
         import mmpretrain
         from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
         # mmpretrain's own scope, whatever scope the Runner made the default
+        pretrained = []
+        if not isinstance(model, str):
+            model, pretrained = take_pretrained_init_cfgs(model)
         net = mmpretrain.get_model(model, pretrained=False) if isinstance(model, str) \
             else MMPRETRAIN_MODELS.build(dict(model, _scope_=model.get('_scope_', 'mmpretrain')))
+        for part, init_cfg in pretrained:  # mmengine would load them only in init_weights, which never runs here
+            load_weights(net.get_submodule(part) if part else net, init_cfg['checkpoint'],
+                         prefix=pretrained_prefix(init_cfg))
         if stages is None:
             stages = mmpretrain_stages(net.backbone, num_stages) or None
         super().__init__(net, stages, num_stages, classifier, prefix_tokens, grid, attention, layout)
 
     def forward(self, x):
         return self.model(x, mode='tensor')
+
+
+def take_pretrained_init_cfgs(model):
+    """``(model without them, [(part, init_cfg)])``: the ``init_cfg=dict(type='Pretrained', ...)`` of an
+    mmpretrain model config and of its backbone, neck and head, taken out so that kdzoo's safe loader
+    (:func:`~kdzoo.models.weights.load_weights`, ``weights_only=True``) loads them right after the build."""
+    model = dict(model)
+    found = []
+    for part in ('', 'backbone', 'neck', 'head'):
+        owner = model if not part else model.get(part)
+        if not isinstance(owner, dict) or not isinstance(owner.get('init_cfg'), dict):
+            continue
+        if owner['init_cfg'].get('type') != 'Pretrained':
+            continue
+        if not owner['init_cfg'].get('checkpoint'):
+            raise ValueError(f"MMPretrainClassifier: init_cfg of {part or 'the model'} is Pretrained without a "
+                             "checkpoint; name the weights file with checkpoint=")
+        owner = dict(owner)
+        found.append((part, owner.pop('init_cfg')))
+        if part:
+            model[part] = owner
+        else:
+            model = owner
+    return model, found
+
+
+def pretrained_prefix(init_cfg):
+    """mmengine's ``Pretrained`` ``prefix='backbone'`` reads the keys under ``backbone.``."""
+    prefix = init_cfg.get('prefix')
+    return None if prefix is None else prefix if prefix.endswith('.') else prefix + '.'
 
 
 def build_model(cfg):
