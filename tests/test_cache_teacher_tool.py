@@ -74,3 +74,30 @@ def test_a_config_without_a_cache_is_named(tmp_path):
     teacher = random_vit_teacher(str(tmp_path / 'vit.safetensors'))
     with pytest.raises(KeyError, match='sets no model.teacher_cache'):
         cache_teacher.main([tiny_config(tmp_path, 'kd', teacher=teacher)])
+
+
+@pytest.mark.slow
+def test_a_fill_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    teacher = random_vit_teacher(str(tmp_path / 'vit.safetensors'))
+    whole, _ = cache_teacher.main([config(tmp_path, teacher, tmp_path / 'whole'), '--batch-size', '2'])
+    cfg = config(tmp_path, teacher, tmp_path / 'killed')
+    command = [sys.executable, osp.join(ROOT, 'tools', 'cache_teacher.py'), cfg, '--batch-size', '2']
+    written = tmp_path / 'killed' / 'vit.logits' / 'written.npy'
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, 'OMP_NUM_THREADS': '1'},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (written.exists() and np.load(written, mmap_mode='r').any()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    filled = int(np.load(written).sum())
+    assert 0 < filled < 40, 'the fill should have been killed part-way'
+    resumed, _ = cache_teacher.main([cfg, '--batch-size', '2'])
+    assert resumed.store.filled() == 40
+    for key, values in arrays(whole).items():       # an entry cut mid-write is recomputed in its own batch
+        np.testing.assert_allclose(arrays(resumed)[key], values, rtol=0, atol=1e-5)
