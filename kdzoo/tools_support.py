@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import sys
 
+import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -245,13 +246,31 @@ def load_student(cfg, checkpoint):
     return model
 
 
+class DeployedStudent(nn.Module):
+    """The student as deployed: its network plus the adapters that change its forward (CivT's tokens and heads).
+
+    The adapters act through hooks on the student; holding them here makes their parameters part of this
+    module, so an exported graph carries them as weights (traced from the student alone they are foreign
+    tensors, which ONNX export refuses).
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.student = model.student
+        self.adapters = model.adapters
+
+    def forward(self, images):
+        return self.student(images)
+
+
 def export_onnx(model, path, batch_size=2):
-    """Write the bare student as ONNX (batch dimension dynamic); returns the sample batch used."""
+    """Write the student with its adapters as ONNX (batch dimension dynamic); returns the sample batch used."""
     import torch
-    student = model.student.eval()
+    deployed = DeployedStudent(model).eval()
     sample = torch.randn(batch_size, *model.input_size)
-    torch.onnx.export(student, (sample,), path, dynamo=False, input_names=['images'], output_names=['output'],
-                      dynamic_axes={'images': {0: 'batch'}, 'output': {0: 'batch'}})
+    with torch.no_grad():
+        torch.onnx.export(deployed, (sample,), path, dynamo=False, input_names=['images'],
+                          output_names=['output'], dynamic_axes={'images': {0: 'batch'}, 'output': {0: 'batch'}})
     return sample
 
 
@@ -262,7 +281,7 @@ def onnx_max_difference(model, path, sample):
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     onnx_output = session.run(None, {'images': sample.numpy()})[0]
     with torch.no_grad():
-        torch_output = model.student.eval()(sample).numpy()
+        torch_output = DeployedStudent(model).eval()(sample).numpy()
     return float(abs(onnx_output - torch_output).max())
 
 

@@ -207,3 +207,20 @@ def test_a_pretrained_init_cfg_in_an_mmpretrain_model_is_loaded_safely(tmp_path)
     assert not torch.equal(backbone_only.model.head.fc.weight, source.model.head.fc.weight)
     with pytest.raises(FileNotFoundError):
         MMPretrainClassifier(dict(tiny_mmpretrain(), init_cfg=dict(type='Pretrained', checkpoint=checkpoint + 'x')))
+
+
+# ------------------------------------------------------------------ ONNX export of a student with an adapter
+@pytest.mark.parametrize('adapter', [dict(type='civt_tokens'), dict(type='civt_tokens', stem='dual', inference='average')])
+def test_a_civt_student_exports_to_onnx_with_its_tokens(tmp_path, adapter, capsys):
+    from kdzoo.registry import MODELS
+    from kdzoo.tools_support import load_config, student_only_config
+    extra = f"model = dict(student=dict(depth=1, embed_dim=32), adapters=[{adapter!r}])\n"
+    config = tiny_config(tmp_path, 'civt', extra=extra)
+    model = MODELS.build(student_only_config(load_config(config)))
+    for param in model.adapters.parameters():   # trained tokens and heads, not their initial values
+        param.data.normal_()
+    checkpoint = str(tmp_path / 'epoch_1.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    written = load_tool('export').main([config, checkpoint, '--out-dir', str(tmp_path / 'x')])
+    assert osp.basename(written[-1]) == 'student.onnx'
+    assert 'ONNX vs PyTorch on a random batch of (2, 1, 32, 32): max |difference|' in capsys.readouterr().out

@@ -1,9 +1,11 @@
-"""Write the bare student of a trained kdzoo run: no teachers, adapters or connectors.
+"""Write the student of a trained kdzoo run: no teachers or connectors.
 
     python tools/export.py CONFIG CHECKPOINT [--out-dir DIR] [--name student]
 
 Writes DIR/NAME.safetensors and DIR/NAME.pth (a plain state dict keyed as the student network itself,
-e.g. loadable into ``timm.create_model(...)``) and DIR/NAME.onnx (dynamic batch size, checked against
+e.g. loadable into ``timm.create_model(...)``; adapters that change the student's forward, such as CivT's
+tokens, go to DIR/NAME.adapters.<ext>) and DIR/NAME.onnx (the student with those adapters, as deployed;
+dynamic batch size, checked against
 PyTorch with onnxruntime on a random batch of the config's ``model.input_size``), and prints the
 parameter count and file sizes. ``--no-onnx`` skips the ONNX file.
 """

@@ -35,11 +35,11 @@ code): the mean of the three heads' logits whenever the ViT is in eval mode, so
 ``DistillModel.predict`` and the validation loop report it. Training always returns the CLS logits.
 
 **Export.** The tokens, heads and stems are parameters of this adapter (``adapters.<i>.*`` in a training
-checkpoint), not of the ViT. ``tools/export.py`` writes ``DistillModel.student_state_dict()``, i.e. the
-bare ViT, and ``tools/test.py`` / ``load_student`` rebuild the student without adapters: both lose the
-tokens and heads, and the bare ViT's CLS output differs from the trained student's, because its CLS token
-attended to CONV and INV during training. The complete CivT student is the training checkpoint evaluated
-with the training config (the Runner's validation, or ``Runner.from_cfg(cfg).test()`` with ``load_from``).
+checkpoint), not of the ViT. ``tools/export.py`` writes the bare ViT (``DistillModel.student_state_dict()``)
+and this adapter's weights beside it (``NAME.adapters.<ext>``); its ONNX file is the complete student, ViT
+plus tokens and heads (:class:`~kdzoo.tools_support.DeployedStudent`). ``tools/test.py`` / ``load_student``
+rebuild the student with its adapters from a training checkpoint. The bare ViT alone is not the trained
+student: its CLS token attended to CONV and INV during training.
 """
 from dataclasses import replace
 
