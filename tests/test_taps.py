@@ -287,22 +287,64 @@ def test_mmpretrain_vit_tokens_classifier_and_overrides():
     assert override.kdzoo_taps.stages == ('model.backbone.layers.5',)
 
 
-def test_cakd_refuses_attention_that_is_not_token_attention():
+def no_token_attention(model):
+    return (r".*Token attention \(what CAKD reads\).*\. TimmClassifier of " + model + r" has no global token "
+            r"attention: none of its attention modules .* no teacher_attention= can help .* Use a teacher with "
+            r"global token attention, e\.g\. a plain ViT / DeiT")
+
+
+NOT_TOKEN_ATTENTION = {  # teacher, CAKD arguments, input side -> what the error says it found, and what to do
+    'xcit_xca': (dict(model_name='xcit_nano_12_p16_224', img_size=32, depth=2), dict(teacher_attention='blocks.1.attn'),
+                 32, r"XCA at 'model.blocks.1.attn' is not token-to-token attention: its queries run over 32 "
+                     r"positions, not the 4 tokens \(channel attention" + no_token_attention('Xcit')),
+    'xcit_default': (dict(model_name='xcit_nano_12_p16_224', img_size=32, depth=2), {}, 32,
+                     r"ClassAttn at 'model.cls_attn_blocks.1.attn' is not token-to-token attention: its queries run "
+                     r"over 1 positions" + no_token_attention('Xcit')),
+    # TinyViT pads the 2x2 grid of its last stage at 64 px to one 7x7 window: 49 tokens, one "window" per image
+    'tiny_vit': (dict(model_name='tiny_vit_5m_224', depths=(1, 1, 1, 1), embed_dims=(16, 32, 64, 64),
+                      num_heads=(1, 2, 2, 2)), {}, 64,
+                 r"windowed attention: it attends over 49 tokens at a time, but its block's input \(2, 2, 2, 64\) "
+                 r"holds 4 tokens per image \(its block's window_size is 7\): a window padded beyond the token "
+                 r"grid" + no_token_attention('TinyVit')),
+    # Swin's first stages attend within windows; its last two stages fit in one window: global attention
+    'swin': (dict(model_name='swin_tiny_patch4_window7_224', img_size=32, patch_size=2, window_size=4,
+                  depths=(1, 1, 1, 1)), dict(teacher_attention='layers.0.blocks.0.attn'), 32,
+             r"it attends within 32 groups for a batch of 2 images \(windowed.*token-attention modules "
+             r"\(deepest last\): 'model.layers.2.blocks.0.attn', 'model.layers.3.blocks.0.attn'; pass "
+             r"teacher_attention='model.layers.3.blocks.0.attn'"),
+}
+
+
+@pytest.mark.parametrize('case', list(NOT_TOKEN_ATTENTION))
+def test_cakd_refuses_attention_that_is_not_token_attention(case):
     from kdzoo.models import DistillModel
     student = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
                    stem_width=8)
-    cases = {  # teacher -> what the error says it found
-        'xcit': (dict(model_name='xcit_nano_12_p16_224', img_size=32, depth=2), dict(teacher_attention='blocks.1.attn'),
-                 r"its queries run over 32 positions, not the 4 tokens \(channel attention"),
-        'swin': (dict(model_name='swin_tiny_patch4_window7_224', img_size=32, patch_size=2, window_size=4,
-                      depths=(1, 1, 1, 1)), dict(teacher_attention='layers.0.blocks.0.attn'),
-                 r"it attends within 32 groups for a batch of 2 images \(windowed"),
-    }
-    for name, (teacher, extra, found) in cases.items():
-        with pytest.raises(ValueError, match=r"is not token-to-token attention: " + found
-                                             + r".*Token attention \(what CAKD reads\)"):
-            DistillModel(student=student, teachers=dict(t=dict(type='TimmClassifier', num_classes=10, **teacher)),
-                         distillers=[dict(type='cakd', student_stage='stage2', **extra)], input_size=(3, 32, 32))
+    teacher, extra, side, found = NOT_TOKEN_ATTENTION[case]
+    with pytest.raises(ValueError, match=found) as error:
+        DistillModel(student=student, teachers=dict(t=dict(type='TimmClassifier', num_classes=10, **teacher)),
+                     distillers=[dict(type='cakd', student_stage='stage2', **extra)], input_size=(3, side, side))
+    assert 'student_stage' not in str(error.value)
+
+
+def test_cakd_takes_a_suggested_swin_attention():
+    from mmpretrain.structures import DataSample
+
+    from kdzoo.models import DistillModel
+    model = DistillModel(
+        student=dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
+                     stem_width=8),
+        teachers=dict(t=dict(type='TimmClassifier', num_classes=10, **NOT_TOKEN_ATTENTION['swin'][0])),
+        distillers=[dict(type='cakd', student_stage='stage3', teacher_attention='model.layers.3.blocks.0.attn',
+                         teacher_tokens='model.layers.3.blocks.0.attn', weights=dict(adv=0),
+                         schedule=None)],
+        input_size=(3, 32, 32))
+    assert model.distillers[0].geometry.qkv_tap == 'qkv:model.layers.3.blocks.0.attn'
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 32, 32), [DataSample().set_gt_label(i) for i in range(2)])
+    sum(losses.values()).backward()
+    assert model.distillers[0].qkv.q.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teachers.parameters())
 
 
 def test_cakd_reads_eva_fused_qkv_and_routes_gradients():

@@ -129,6 +129,15 @@ def find_module(model, path, root=None):
     return None
 
 
+def attention_candidates(model):
+    """Paths of the modules that look like timm-style attention, shallow to deep: ``num_heads`` and a
+    q/k/v ``nn.Linear`` (``qkv``, ``q`` or ``q_proj``). Whether one is token attention is told by behaviour
+    when its ``qkv:`` tap is probed."""
+    return [name for name, module in model.named_modules()
+            if name and hasattr(module, 'num_heads')
+            and any(isinstance(getattr(module, p, None), nn.Linear) for p in ('qkv', 'q', 'q_proj'))]
+
+
 def is_container(module):
     """A ModuleList/ModuleDict (or any module without a forward of its own): hooks on it never fire."""
     return isinstance(module, (nn.ModuleList, nn.ModuleDict)) or type(module).forward is nn.Module.forward

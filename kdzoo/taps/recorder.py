@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import is_model_wrapper
 
-from .contract import contract_of, find_module, is_container, module_tree, split_branch
+from .contract import attention_candidates, contract_of, find_module, is_container, module_tree, split_branch
 from .feature import Feature, FeatureSpec, token_grid
 from .input_check import input_size_error
 
@@ -222,17 +222,28 @@ class AttentionCall:
     q_shape: Tuple[int, ...]
     k_shape: Tuple[int, ...]
     input_shape: Tuple[int, ...]
+    block_shape: Tuple[int, ...] = ()   # the input of the module that calls the attention (its block)
+    window: int = None                  # that block's ``window_size``, if it has one
     batch: int = None
 
-    def spec(self, model, tap, target):
+    def spec(self, model, tap, target, alternatives=None):
+        """The tokens' :class:`FeatureSpec`; a ValueError when this is not token-to-token attention, naming
+        ``alternatives`` (paths of the model's modules that are) or saying that the model has none."""
         problem = self.not_token_attention()
         if problem:
-            raise ValueError(
-                f"tap {tap!r}: {type(model.get_submodule(target.module_path)).__name__} at {target.module_path!r} "
-                f"is not token-to-token attention: {problem} (input {self.input_shape}, q {self.q_shape}, "
-                f"k {self.k_shape}). Token attention (what CAKD reads) gives probabilities (B, heads, N, N) over "
-                "the N tokens of each image; pass the path of such a module (teacher_attention=...) or use a "
-                "plain ViT-style teacher")
+            module = type(model.get_submodule(target.module_path)).__name__
+            found = (f"tap {tap!r}: {module} at {target.module_path!r} is not token-to-token attention: {problem} "
+                     f"(input {self.input_shape}, q {self.q_shape}, k {self.k_shape}). Token attention (what CAKD "
+                     "reads) gives probabilities (B, heads, N, N) over the N tokens of each image")
+            if alternatives:
+                shown = ', '.join(repr(path) for path in alternatives[-3:])
+                raise ValueError(f"{found}. The model's token-attention modules (deepest last): {shown}; pass "
+                                 f"teacher_attention={alternatives[-1]!r} or another of them")
+            raise ValueError(f"{found}. {describe_model(model)} has no global token attention: none of its "
+                             "attention modules attends token-to-token over each image's tokens at this input "
+                             "size, so no teacher_attention= can help and CAKD cannot read its Q/K/V. Use a "
+                             "teacher with global token attention, e.g. a plain ViT / DeiT "
+                             "(model_name='deit_tiny_patch16_224')")
         return _tokens_kind(tap, target, self.qkv, contract_of(model))
 
     def not_token_attention(self):
@@ -250,17 +261,53 @@ class AttentionCall:
                     "(channel attention such as XCA, or class attention)")
         if self.k_shape[-2] != tokens:
             return f"its keys are {self.k_shape[-2]} pooled positions, not the {tokens} tokens (spatial reduction)"
+        image_tokens = self.block_tokens()
+        if image_tokens is not None and image_tokens != tokens:
+            window = f" (its block's window_size is {self.window})" if self.window else ''
+            how = ("a window padded beyond the token grid" if tokens > image_tokens
+                   else "a window that covers part of the token grid")
+            return (f"windowed attention: it attends over {tokens} tokens at a time, but its block's input "
+                    f"{self.block_shape} holds {image_tokens} tokens per image{window}: {how}, not global "
+                    "token attention")
         return None
+
+    def block_tokens(self):
+        """Tokens per image at the input of the attention's block: (B, N, C) tokens, or an NHWC / NCHW map
+        with the attention's channels; None when that input is not per image or not recognisable."""
+        shape, channels = self.block_shape, self.input_shape[-1]
+        if len(shape) < 3 or shape[0] != self.batch:
+            return None
+        if len(shape) == 3 and shape[2] == channels:
+            return shape[1]
+        if len(shape) == 4 and shape[3] == channels:
+            return shape[1] * shape[2]
+        if len(shape) == 4 and shape[1] == channels:
+            return shape[2] * shape[3]
+        return None
+
+
+def describe_model(model):
+    """``'TimmClassifier of TinyVit'`` for a wrapper, else the model's class name."""
+    root = contract_of(model).module_root
+    inner = model.get_submodule(root) if root and find_module(model, root) else None
+    return f"{type(model).__name__} of {type(inner).__name__}" if inner is not None else type(model).__name__
 
 
 class SDPACapture:
     """Pre/post forward hooks that catch the first ``F.scaled_dot_product_attention`` call of a module."""
 
-    def __init__(self, recorder, tap, module):
-        self.recorder, self.tap, self.module = recorder, tap, module
+    def __init__(self, recorder, tap, module, block=None):
+        self.recorder, self.tap, self.module, self.block = recorder, tap, module, block
         self._original = None
+        self._block_shape = ()
         if hasattr(module, 'fused_attn'):
             module.fused_attn = True  # the path that calls F.scaled_dot_product_attention
+
+    def before_block(self, block, args):
+        """Remember the block's input: its tokens per image tell a padded window from global attention."""
+        if self.recorder._raw is not None and self.tap not in self.recorder._raw and args \
+                and torch.is_tensor(args[0]):
+            self._block_shape = tuple(args[0].shape)
 
     def before(self, module, args, kwargs=None):
         if self.recorder._raw is None:
@@ -274,7 +321,10 @@ class SDPACapture:
                 b, h, n, d = q.shape
                 qkv = torch.stack((q, k, v), 0).permute(1, 3, 0, 2, 4).reshape(b, n, 3 * h * d) \
                     if k.shape == q.shape and v.shape[:3] == q.shape[:3] and v.shape[-1] == d else q.new_zeros(0)
-                self.recorder._raw[self.tap] = AttentionCall(qkv, tuple(q.shape), tuple(k.shape), input_shape)
+                window = getattr(self.block, 'window_size', None)
+                self.recorder._raw[self.tap] = AttentionCall(
+                    qkv, tuple(q.shape), tuple(k.shape), input_shape, self._block_shape,
+                    window if isinstance(window, int) else None)
             return original(q, k, v, *rest, **options)
         F.scaled_dot_product_attention = capture
 
@@ -311,9 +361,12 @@ class TapRecorder:
             module.fused_attn = False  # the fused kernel never materialises the probabilities
             return [module.attn_drop.register_forward_hook(self._store_output(tap, target))]
         if target.reads == 'qkv':
-            capture = SDPACapture(self, tap, module)
+            parent = target.module_path.rpartition('.')[0]
+            block = self.model.get_submodule(parent) if parent else None
+            capture = SDPACapture(self, tap, module, block)
             return [module.register_forward_pre_hook(capture.before),
-                    module.register_forward_hook(capture.after)]
+                    module.register_forward_hook(capture.after)] \
+                + ([block.register_forward_pre_hook(capture.before_block)] if block is not None else [])
         if target.reads == 'input':
             return [module.register_forward_pre_hook(self._store_input(tap))]
         return [module.register_forward_hook(self._store_output(tap, target))]
@@ -371,11 +424,13 @@ class TapRecorder:
         for value in raw.values():
             if isinstance(value, AttentionCall):
                 value.batch = batch
-        self.specs = {tap: self._describe(tap, raw[tap]) for tap in self.targets}
+        self.specs = {tap: self._describe(tap, raw[tap], input_size, device) for tap in self.targets}
         return self.specs
 
-    def _describe(self, tap, value):
+    def _describe(self, tap, value, input_size, device):
         try:
+            if isinstance(value, AttentionCall) and value.not_token_attention():
+                value.spec(self.model, tap, self.targets[tap], self.token_attention_paths(input_size, device))
             spec = infer_spec(self.model, tap, self.targets[tap], value)
         except (TypeError, ValueError) as error:
             raise type(error)(f"{self.name}: {error.args[0]}") from None
@@ -392,6 +447,33 @@ class TapRecorder:
             raise ValueError(f"{self.name}: {tap} ({contract.stages[index]}) gives {spec.describe()}, but the "
                              f"model's feature_info says that stage has {expected} channels; pass "
                              "stages=[...] (module paths, shallow to deep) to the model")
+
+    @torch.no_grad()
+    def token_attention_paths(self, input_size, device, batch=2):
+        """Paths of the model's attention modules that behave as token-to-token attention at ``input_size``
+        (one more forward pass; for the message that refuses a module which does not)."""
+        candidates = list(contract_of(self.model).attention) or attention_candidates(self.model)
+        if not candidates:
+            return []
+        taps = {f'qkv:{path}': path for path in candidates}
+        recorder = TapRecorder(self.model, list(taps), self.name)
+        was_training = self.model.training
+        self.model.eval()
+        recorder.start()
+        try:
+            self.model(torch.zeros(batch, *input_size, device=device))
+        finally:
+            raw, recorder._raw = recorder._raw, None
+            recorder.remove()
+            self.model.train(was_training)
+        valid = []
+        for tap, path in taps.items():
+            call = raw.get(tap)
+            if isinstance(call, AttentionCall):
+                call.batch = batch
+                if not call.not_token_attention():
+                    valid.append(path)
+        return valid
 
     def why_not_reached(self, tap):
         """Why a tap's hook did not fire in a forward pass, and what to tap instead."""
