@@ -244,9 +244,10 @@ def find_teacher_attention(model, teacher_name, attention=None, tokens=None):
         paths = list(declared) or [name for name, module in model.named_modules() if is_timm_attention(module)]
         if not paths:
             raise ValueError(
-                f"cakd: teacher {teacher_name!r} ({describe_model(model)}) has no timm-style attention module "
-                "(`num_heads` and a `qkv` nn.Linear), so there is no token attention to read Q/K/V from; CAKD "
-                "needs a token (ViT-like) teacher, or teacher_attention='<module path>' naming one")
+                f"cakd: teacher {teacher_name!r} ({describe_model(model)}) has no global token attention: no "
+                "module of it is a timm-style attention (`num_heads` and a `qkv` nn.Linear), so there is no Q/K/V "
+                "to read and CAKD cannot use it as the teacher. Use a teacher with global token attention, e.g. a "
+                "plain ViT / DeiT (model_name='deit_tiny_patch16_224')")
         attention = paths[-1]
     else:
         attention = resolve_tap(model, attention).module_path
