@@ -7,4 +7,4 @@ from .schedules import WeightSchedule, build_schedule
 from .teacher_cache import TeacherCache, TeacherCacheHook, configure_teacher_cache
 from .wrappers import DistillDataParallel
 
-__all__ = ['CpuBf16OptimWrapper', 'DistillDataParallel', 'DistillOptimWrapperConstructor', 'KdzooRunner', 'MultiSetTestLoop', 'MultiSetValLoop', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule']
+__all__ = ['CpuBf16OptimWrapper', 'DistillDataParallel', 'DistillOptimWrapperConstructor', 'KdzooRunner', 'MultiSetTestLoop', 'MultiSetValLoop', 'TeacherCache', 'TeacherCacheHook', 'TeacherEvalHook', 'WeightSchedule', 'build_schedule', 'configure_teacher_cache']
