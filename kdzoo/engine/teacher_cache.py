@@ -119,6 +119,7 @@ class TeacherCache:
         self.preprocessor_config = preprocessor_config
         self.store = None
         self.specs = {}
+        self._hashes = {}
 
     @classmethod
     def from_config(cls, model, cfg, teacher_configs=None, preprocessor_config=None):
@@ -141,11 +142,9 @@ class TeacherCache:
             raise ValueError(f"model.teacher_cache has views={self.views}, seed={self.seed} but the training "
                              f"set's ReplayDataset has views={replay.views}, seed={replay.seed}; make them equal "
                              "(or leave the ReplayDataset out: configure_teacher_cache adds it)")
-        teachers = {}
-        for name in self.cached_teachers:
-            adapters = [(f'adapter{i}', a) for i, a in enumerate(self.model.adapters) if a.target == name]
-            teachers[name] = dict(weights_sha256=weights_sha256([(name, self.model.teachers[name]), *adapters]),
-                                  model=teacher_model_config(self.teacher_configs.get(name)))
+        teachers = {name: dict(weights_sha256=self.weights_hashes()[name],
+                               model=teacher_model_config(self.teacher_configs.get(name)))
+                    for name in self.cached_teachers}
         return dict(format=FORMAT_VERSION, teachers=teachers, data=replay.describe(),
                     data_preprocessor=self.preprocessor_config,
                     taps={name: [spec_dict(self.model.recorders[name].specs[tap])
@@ -153,6 +152,14 @@ class TeacherCache:
                     dtype=self.dtype, topk=self.topk,
                     teacher_precision=str(self.model.teacher_dtype or 'fp32'),
                     teacher_channels_last=self.model.teacher_channels_last)
+
+    def weights_hashes(self):
+        """``{teacher: SHA-256}`` of each cached teacher with its adapters, computed once (they are frozen)."""
+        if not self._hashes:
+            for name in self.cached_teachers:
+                adapters = [(f'adapter{i}', a) for i, a in enumerate(self.model.adapters) if a.target == name]
+                self._hashes[name] = weights_sha256([(name, self.model.teachers[name]), *adapters])
+        return self._hashes
 
     @property
     def folder(self):
