@@ -215,8 +215,28 @@ def test_crossvit_stages_select_one_branch_explicitly():
     model = TimmClassifier('crossvit_tiny_240', num_classes=10)
     assert model.kdzoo_taps.stages == ('model.blocks.0[1]', 'model.blocks.1[1]', 'model.blocks.2[1]')
     assert model.kdzoo_taps.stage_channels == (192, 192, 192)
-    with pytest.raises(KeyError, match=r"declares no classifier.*pass classifier="):
+    with pytest.raises(KeyError, match=r"TimmClassifier of CrossVit has no single classifier: it combines the "
+                                       r"logits of 2 heads \('model.head.0' \(Linear 96 -> 10\), 'model.head.1' "
+                                       r"\(Linear 192 -> 10\)\).*read by ofa.*rkd.*Pass classifier='head.1'"):
         TapRecorder(model, ['pre_logits'])
+    model = TimmClassifier('crossvit_tiny_240', num_classes=10, classifier='head.1')
+    assert TapRecorder(model, ['pre_logits']).probe((3, 240, 240))['pre_logits'].shape == (192,)
+
+
+def test_levit_two_heads_name_the_classifier_argument_that_works():
+    from mmpretrain.structures import DataSample
+
+    from kdzoo.models import DistillModel
+    levit = dict(type='TimmClassifier', model_name='levit_128s', num_classes=10, img_size=32)
+    student = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
+                   stem_width=8)
+    with pytest.raises(KeyError, match=r"LevitDistilled has no single classifier.*Pass classifier='head_dist'"):
+        DistillModel(student=student, teachers=dict(t=levit), distillers=[dict(type='rkd')], input_size=SIZE)
+    model = DistillModel(student=student, teachers=dict(t=dict(levit, classifier='head_dist')),
+                         distillers=[dict(type='rkd')], input_size=SIZE)
+    model.train()
+    losses = model.loss(torch.randn(2, *SIZE), [DataSample().set_gt_label(i) for i in range(2)])
+    assert torch.isfinite(sum(losses.values()))
 
 
 def test_hrnet_stages_match_timm_feature_info():

@@ -138,6 +138,29 @@ def attention_candidates(model):
             and any(isinstance(getattr(module, p, None), nn.Linear) for p in ('qkv', 'q', 'q_proj'))]
 
 
+def classifier_heads(model, root=None):
+    """``[(path, module), ...]`` when ``model`` (or its ``root`` sub-module) classifies with several heads
+    whose logits it combines (timm's ``get_classifier()`` gives a tuple or a container: CrossViT's one head
+    per branch, LeViT's head and distillation head); [] otherwise."""
+    inner = model.get_submodule(root) if root and find_module(model, root) else model
+    classifier = inner.get_classifier() if callable(getattr(inner, 'get_classifier', None)) else None
+    if isinstance(classifier, (nn.ModuleList, nn.ModuleDict)):
+        heads = list(classifier.children())
+    elif isinstance(classifier, (tuple, list)):
+        heads = [head for head in classifier if isinstance(head, nn.Module)]
+    else:
+        return []
+    paths = {id(module): name for name, module in model.named_modules()}
+    return [(paths[id(head)], head) for head in heads if id(head) in paths and not is_container(head)]
+
+
+def describe_head(module):
+    linear = module if isinstance(module, nn.Linear) else \
+        next((m for m in module.modules() if isinstance(m, nn.Linear)), None)
+    shape = f" {linear.in_features} -> {linear.out_features}" if linear is not None else ''
+    return f"{type(module).__name__}{shape}"
+
+
 def is_container(module):
     """A ModuleList/ModuleDict (or any module without a forward of its own): hooks on it never fire."""
     return isinstance(module, (nn.ModuleList, nn.ModuleDict)) or type(module).forward is nn.Module.forward

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import is_model_wrapper
 
-from .contract import attention_candidates, contract_of, find_module, is_container, module_tree, split_branch
+from .contract import (attention_candidates, classifier_heads, contract_of, describe_head, find_module, is_container,
+                       module_tree, split_branch)
 from .feature import Feature, FeatureSpec, token_grid
 from .input_check import input_size_error
 
@@ -91,6 +92,28 @@ def _resolve_attention_qkv(model, rest):
     return TapTarget(_find_module_path(model, rest), 'qkv')
 
 
+PRE_LOGITS_READERS = ("the 'pre_logits' tap is read by ofa (unless student_width= / teacher_width= are given), "
+                      "rkd (unless student_tap= / teacher_tap= name another tap) and cakd's cls term")
+
+
+def no_classifier_message(model, contract):
+    """Why ``model`` has no 'pre_logits' tap, and the argument that gives it one when one can."""
+    available = f"Available: {', '.join(describe_taps(model))}"
+    heads = classifier_heads(model, contract.module_root)
+    if len(heads) < 2:
+        return (f"{type(model).__name__} declares no classifier, so it has no 'pre_logits' tap; pass "
+                "classifier='<module path of its final Linear>' to the model (or declare it in its TapContract). "
+                f"{available}")
+    shown = ', '.join(f"{path!r} ({describe_head(head)})" for path, head in heads)
+    root = f'{contract.module_root}.' if contract.module_root else ''
+    last = heads[-1][0][len(root):] if heads[-1][0].startswith(root) else heads[-1][0]  # the argument's path
+    return (f"{describe_model(model)} has no single classifier: it combines the logits of {len(heads)} heads "
+            f"({shown}), so it has no 'pre_logits' tap ({PRE_LOGITS_READERS}). Pass classifier={last!r} to "
+            "the model to read the input of that one head as 'pre_logits': all of the pre-logit feature when "
+            "the heads share their input (LeViT), one branch's feature when each head has its own (CrossViT). "
+            f"{available}")
+
+
 def resolve_tap(model, tap):
     """Turn a tap name into the module whose output (or input) carries it."""
     contract = contract_of(model)
@@ -98,9 +121,7 @@ def resolve_tap(model, tap):
         return TapTarget('', 'output')
     if tap == 'pre_logits':
         if not contract.classifier:
-            raise KeyError(f"{type(model).__name__} declares no classifier, so it has no 'pre_logits' tap; "
-                           "pass classifier='<module path of its final Linear>' to the model (or declare it in "
-                           f"its TapContract). Available: {', '.join(describe_taps(model))}")
+            raise KeyError(no_classifier_message(model, contract))
         return _module_target(model, contract.classifier, 'input')
     if tap.startswith('stage') and tap[5:].isdigit():
         stages, index = contract.stages, int(tap[5:])
