@@ -115,6 +115,10 @@ def build_runner(cfg, launcher='none'):
     """A Runner for ``cfg``; on a CPU-only machine a distributed launch uses gloo (compat fix 2)."""
     cfg.launcher = launcher
     on_cpu = needs_cpu_distributed(launcher)
+    if on_cpu and cfg.get('sync_bn'):
+        raise ValueError(f"sync_bn={cfg.sync_bn!r} needs GPUs: torch's SyncBatchNorm does not run on CPU tensors, "
+                         "and this distributed run is on CPUs (gloo). Remove sync_bn (each process then normalises "
+                         "its own batch), or train BatchNorm-free models; see docs/distributed.md")
     if on_cpu:
         init_cpu_distributed(launcher)
         cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
@@ -225,6 +229,7 @@ def student_only_config(cfg):
     model_cfg['teachers'] = {}
     model_cfg['distillers'] = []
     model_cfg['adapters'] = [cfg.model.adapters[i] for i in student_adapter_indices(cfg)]
+    model_cfg.pop('teacher_cache', None)   # no teachers, nothing to cache
     return model_cfg
 
 

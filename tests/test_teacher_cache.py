@@ -206,3 +206,12 @@ def test_each_views_cached_output_is_the_teacher_on_that_exact_view(teacher, tmp
         torch.testing.assert_close(cached, model.run_teachers(inputs)['vit']['logits'].data, rtol=0, atol=1e-5)
         flips += sum(not torch.equal(data[(i, 0)]['inputs'], data[(i, 1)]['inputs']) for i in range(16)) * view
     assert flips > 0, 'the two views should differ for some samples'
+
+
+def test_evaluation_and_export_build_the_student_without_the_cache(teacher, tmp_path):
+    from kdzoo.registry import MODELS
+    from kdzoo.tools_support import student_only_config
+    cfg = Config.fromfile(osp.join(QUICKSTART, 'kd.py'))
+    cfg.model.teacher_cache = dict(path=str(tmp_path / 'cache'), views=1)
+    model = MODELS.build(student_only_config(cfg))
+    assert model.teacher_cache is None and not len(model.teachers)
