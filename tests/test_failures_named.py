@@ -224,3 +224,14 @@ def test_a_civt_student_exports_to_onnx_with_its_tokens(tmp_path, adapter, capsy
     written = load_tool('export').main([config, checkpoint, '--out-dir', str(tmp_path / 'x')])
     assert osp.basename(written[-1]) == 'student.onnx'
     assert 'ONNX vs PyTorch on a random batch of (2, 1, 32, 32): max |difference|' in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ SyncBN where it cannot run
+def test_sync_bn_in_a_cpu_distributed_run_is_refused_before_anything_starts(monkeypatch):
+    import kdzoo.tools_support as support
+    monkeypatch.setattr(support, 'needs_cpu_distributed', lambda launcher: launcher != 'none')
+    monkeypatch.setattr(support, 'init_cpu_distributed', lambda launcher: pytest.fail('process group started'))
+    cfg = support.load_config(osp.join(ROOT, 'configs', 'quickstart', 'student_only.py'), {'sync_bn': 'torch'})
+    with pytest.raises(ValueError, match="sync_bn='torch' needs GPUs: torch's SyncBatchNorm does not run on CPU "
+                                         "tensors.*see docs/distributed.md"):
+        support.build_runner(cfg, 'pytorch')

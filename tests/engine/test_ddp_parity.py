@@ -17,15 +17,15 @@ from run_helpers import QUICKSTART, ROOT, free_port, random_vit_teacher, run_too
 TOLERANCE = 1e-4  # 8 AdamW steps amplify reduction-order differences (1.2e-5 measured)
 
 
-def parity_config(tmp_path, batch_size, teacher):
+def parity_config(tmp_path, batch_size, teacher, train_items=256, extra_lines=''):
     vit = Config.fromfile(os.path.join(QUICKSTART, '_models.py')).vit_teacher.to_dict()
     small_vit = dict(vit, depth=4, embed_dim=48)
     extra = (f"model = dict(student={small_vit!r}, teachers=dict(vit=dict(model={vit!r}, checkpoint={teacher!r})), "
              "distillers=[dict(type='kd', temperature=2.0), dict(type='fitnet')])\n"
-             "randomness = dict(seed=0, deterministic=True)\ncustom_hooks = []\nparam_scheduler = None\n")
+             "randomness = dict(seed=0, deterministic=True)\ncustom_hooks = []\nparam_scheduler = None\n" + extra_lines)
     folder = tmp_path / f'b{batch_size}'
     folder.mkdir()
-    return tiny_config(folder, 'vit_teacher', train_items=256, val_items=200, batch_size=batch_size,
+    return tiny_config(folder, 'vit_teacher', train_items=train_items, val_items=200, batch_size=batch_size,
                        extra=extra)
 
 
@@ -51,3 +51,29 @@ def test_one_and_two_processes_reach_the_same_weights(tmp_path):
     worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert worst < TOLERANCE, f'largest weight difference {worst:.2e}'
     assert validation_accuracy(out) == validation_accuracy(out2)
+
+
+@pytest.mark.dist
+def test_loss_parity_one_and_two_processes_for_20_iterations(tmp_path):
+    """The loss of the 1 × 32 run equals the mean of the 2 × 16 ranks' losses at each of 20 iterations.
+
+    Same sampler split as above and a BatchNorm-free (ViT) pair: each loss term is a mean over samples, so the
+    full batch's loss is the mean of the two halves'. With BatchNorm the ranks would normalise with half-batch
+    statistics and differ (docs/distributed.md)."""
+    import json
+    teacher = random_vit_teacher(str(tmp_path / 'teacher.safetensors'))
+    recorder = "custom_imports = dict(imports=['loss_recorder'])\ncustom_hooks = [dict(type='LossRecorderHook')]\n"
+    env = dict(PYTHONPATH=os.pathsep.join([os.path.join(ROOT, 'tests'), os.environ.get('PYTHONPATH', '')]))
+    single, double = tmp_path / 'single', tmp_path / 'double'
+    rc, out = run_tool('tools/train.py', parity_config(tmp_path, 32, teacher, 640, recorder), '--work-dir',
+                       str(single), env=env)
+    assert rc == 0, out[-2000:]
+    rc, out = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+                       os.path.join(ROOT, 'tools', 'train.py'), parity_config(tmp_path, 16, teacher, 640, recorder),
+                       '--launcher', 'pytorch', '--work-dir', str(double), env=env)
+    assert rc == 0, out[-3000:]
+    one = json.loads((single / 'losses_rank0.json').read_text())
+    halves = [json.loads((double / f'losses_rank{rank}.json').read_text()) for rank in (0, 1)]
+    assert len(one) == len(halves[0]) == len(halves[1]) == 20
+    worst = max(abs(full - (a + b) / 2) for full, a, b in zip(one, *halves))
+    assert worst < 1e-5, f'largest loss difference over 20 iterations: {worst:.2e}'
