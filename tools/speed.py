@@ -94,6 +94,7 @@ def check_same_pair(configs):
 def build_model(cfg, variant, device):
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.update(VARIANTS[variant])
+    model_cfg.pop('teacher_cache', None)   # the config's own cache holds its training set, not the timed batch
     if variant == 'cache':
         model_cfg.teacher_cache = dict(path=tempfile.mkdtemp(prefix='kdzoo-speed-cache-'), views=1)
     return MODELS.build(model_cfg).to(device).train()
