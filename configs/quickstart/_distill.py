@@ -6,9 +6,9 @@ _base_ = ['../_base_/datasets/mnist.py', '../_base_/schedules/quickstart.py', '.
 model = dict(
     type='DistillModel',
     student={{_base_.cnn_student}},
-    teachers=dict(vit=dict(model={{_base_.vit_teacher}}, checkpoint={{_base_.teacher_checkpoint}})),
+    teachers=dict(vit=dict(model={{_base_.vit_teacher}}, checkpoint={{_base_.checkpoints.vit}})),
     input_size={{_base_.input_size}},
     data_preprocessor={{_base_.data_preprocessor}},
 )
-teacher_configs = dict(vit='configs/quickstart/vit_teacher.py')
+teacher_configs = dict(vit={{_base_.teacher_config_files.vit}})
 custom_hooks = [dict(type='TeacherEvalHook')]

@@ -9,11 +9,6 @@
 _base_ = ['./_distill.py']
 max_epochs = 2
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=max_epochs, eta_min=1e-5,
-         convert_to_iter_based=True),
-]
 model = dict(
     distillers=[dict(type='fofa', num_queries=64, dim=128, temperature=1.0)],
     adapters=[dict(type='afp', target='vit')],

@@ -5,10 +5,5 @@ _base_ = ['../_base_/datasets/mnist.py', '../_base_/schedules/quickstart.py', '.
           './_models.py']
 max_epochs = 10
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=max_epochs, eta_min=1e-5,
-         convert_to_iter_based=True),
-]
 model = dict(type='DistillModel', student={{_base_.vit_teacher}}, input_size={{_base_.input_size}},
              data_preprocessor={{_base_.data_preprocessor}})

@@ -6,11 +6,6 @@
 _base_ = ['../_base_/limited_student.py']
 max_epochs = 30
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=max_epochs, eta_min=1e-5,
-         convert_to_iter_based=True),
-]
 model = dict(
     type='DistillModel',
     student={{_base_.vit_student}},

@@ -10,10 +10,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 train_dataloader = dict(dataset=dict(pipeline=[dict(type='mmpretrain.RandomCrop', crop_size=32, padding=2),
                                                dict(type='mmpretrain.PackInputs')]))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=125),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=max_epochs, eta_min=1e-5,
-         convert_to_iter_based=True),
-]
+# A 125-iteration warm-up, then the quick start's cosine (it ends at train_cfg.max_epochs).
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=125), _base_.param_scheduler[1]]
 model = dict(type='DistillModel', student={{_base_.vit_teacher}}, input_size={{_base_.input_size}},
              data_preprocessor={{_base_.data_preprocessor}})
