@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -259,6 +261,38 @@ def test_twins_stages_come_from_forward_intermediates():
     with pytest.raises(ValueError, match=r"stages path 'model.blocks.0' is a ModuleList.*pass stages="):
         TimmClassifier('twins_svt_small', num_classes=10, img_size=64, depths=(1, 1, 1, 1),
                        stages=['blocks.0', 'blocks.1'])
+
+
+AFP_ON_INTERMEDIATES = {  # teacher read through forward_intermediates -> the stage inputs a traced forward finds
+    'hrnet': (dict(model_name='hrnet_w18_small'),
+              ['incre_modules.0', 'incre_modules.1', 'incre_modules.2', 'incre_modules.3']),
+    'twins': (dict(model_name='twins_svt_small', img_size=64, depths=(1, 1, 1, 1)),
+              ['pos_block.0', 'patch_embeds.1.norm', 'patch_embeds.2.norm', 'patch_embeds.3.norm']),
+}
+
+
+@pytest.mark.parametrize('family', list(AFP_ON_INTERMEDIATES))
+def test_afp_on_forward_intermediates_stages_names_the_stage_inputs(family):
+    from mmpretrain.structures import DataSample
+
+    from kdzoo.models import DistillModel
+    teacher, inputs = AFP_ON_INTERMEDIATES[family]
+    build = dict(student=dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
+                              stem_width=8),
+                 teachers=dict(t=dict(type='TimmClassifier', num_classes=10, **teacher)),
+                 distillers=[dict(type='fofa', num_queries=4, dim=8)], input_size=(3, 64, 64))
+    with pytest.raises(ValueError, match=r"afp: the inputs AFP would prompt for \['stage2', 'stage3', 'stage4'\] "
+                                         r"are not the previous stages' outputs: the stages \['stage_outputs.0'.*"
+                                         r"only observe timm's forward_intermediates.*pass insert_before="
+                                         + re.escape(str(inputs))):
+        DistillModel(adapters=[dict(type='afp', target='t')], **build)
+    model = DistillModel(adapters=[dict(type='afp', target='t', insert_before=inputs)], **build)
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 64, 64), [DataSample().set_gt_label(i) for i in range(2)])
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert all(p.grad is None for p in model.teachers.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.student.parameters())
 
 
 def test_stage_channels_are_checked_against_feature_info():

@@ -11,6 +11,9 @@ discriminator is not moved by the model's loss. Every run ends as one of
 and the table, the counts and every non-ok message are printed. Usage (CPU-heavy; keep it to one thread):
 
     OMP_NUM_THREADS=1 python tools/tap_matrix.py [--families a,b] [--methods kd,cakd] [--size 64]
+
+--families defaults to every family of FAMILIES; the families the tests cover (TESTED_FAMILIES: crossvit,
+hrnet, twins, vit, swin, eva02) run when named.
 """
 import argparse
 import copy
@@ -72,6 +75,15 @@ FAMILIES = {
     'mambaout': dict(model_name='mambaout_femto'),
     'gmlp': dict(model_name='gmlp_ti16_224', img_size=64),
     'levit': dict(model_name='levit_128s', img_size=64),
+}
+# families the tests cover (tests/test_taps.py), run only when named with --families
+TESTED_FAMILIES = {
+    'crossvit': dict(model_name='crossvit_tiny_240', size=240),  # two branches whose sizes must agree
+    'hrnet': dict(model_name='hrnet_w18_small'),
+    'twins': dict(model_name='twins_svt_small', img_size=64, depths=(1, 1, 1, 1)),
+    'vit': dict(model_name='vit_tiny_patch16_224', img_size=64, depth=4),
+    'swin': dict(model_name='swin_tiny_patch4_window7_224', img_size=64, window_size=4, depths=(1, 1, 1, 1)),
+    'eva02': dict(model_name='eva02_tiny_patch14_224', img_size=56, depth=2, size=56),
 }
 METHODS = ('kd', 'fitnet', 'ofa', 'rkd', 'cakd', 'fofa', 'civt')
 FIX = re.compile(r"\b\w+=|\bpass\b|\bset\b|\buse\b|\bpick\b|\bchoose\b|\btap (a|one)\b|\bselect\b|\blower\b"
@@ -186,7 +198,9 @@ def main():
     methods, roles = args.methods.split(','), args.roles.split(',')
     print(f"{'family':18s} " + ' '.join(f'{m}:{r[0]}' for m in methods for r in roles), flush=True)
     for family in args.families.split(','):
-        kwargs = dict(FAMILIES[family])
+        if family not in FAMILIES and family not in TESTED_FAMILIES:
+            parser.error(f"unknown family {family!r}; choose from {', '.join({**FAMILIES, **TESTED_FAMILIES})}")
+        kwargs = dict(FAMILIES.get(family) or TESTED_FAMILIES[family])
         size = kwargs.pop('size', args.size)
         cfg = timm_cfg(**kwargs)
         cells = []

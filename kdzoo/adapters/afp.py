@@ -64,6 +64,7 @@ from kdzoo.registry import ADAPTERS
 from kdzoo.taps.feature import to_map, to_tokens
 from kdzoo.taps.contract import contract_of
 from kdzoo.taps.recorder import TapTarget, declared_stages, infer_spec, resolve_tap, unwrap
+from kdzoo.taps.stages import traced_stage_inputs
 from .base import BaseAdapter
 
 SE_REDUCTION = 16
@@ -274,6 +275,7 @@ class AFP(BaseAdapter):
         self._seen_inputs = {}        # stage name -> FeatureSpec of the first input seen
         self._fed_by_stage = {}       # stage name -> whether that input was the previous stage's output
         self._stage_outputs = {}
+        self._input_shape = None      # of the teacher's first forward, to trace its stages for an error message
 
     # ------------------------------------------------------------------ attach
     def attach(self, model):
@@ -293,6 +295,7 @@ class AFP(BaseAdapter):
                              f"{list(self.insert_before)}")
         self.stages = tuple(stages)
         self._model = (model,)        # a tuple: a plain reference, not a registered submodule
+        self._probe_handles.append(model.register_forward_pre_hook(self._remember_input_shape))
         for k, path in zip(self.stages, self._insertion_paths(model)):
             module = model.get_submodule(path)
             self._handles.append(module.register_forward_pre_hook(
@@ -306,6 +309,10 @@ class AFP(BaseAdapter):
         if self.insert_before is not None:
             return [resolve_tap(model, path).module_path for path in self.insert_before]
         return [derived_insertion_path(model, k) for k in self.stages]
+
+    def _remember_input_shape(self, model, args):
+        if self._input_shape is None and args and torch.is_tensor(args[0]):
+            self._input_shape = tuple(args[0].shape)
 
     def _remember_stage_output(self, stage, module, args, output):
         self._stage_outputs[stage] = output
@@ -356,8 +363,26 @@ class AFP(BaseAdapter):
         wrong = [stage for stage, fed in self._fed_by_stage.items() if not fed]
         if wrong:
             raise ValueError(f"afp: the inputs AFP would prompt for {wrong} are not the previous stages' "
-                             "outputs (the module registered after a stage does not consume its output); "
-                             "pass insert_before=[...] with the module paths that start each stage")
+                             f"outputs: {self._insertion_advice()}")
+
+    def _insertion_advice(self):
+        """Why the stage inputs were not found, and what to pass as insert_before: the modules a traced
+        forward finds at the start of each stage."""
+        model = self._model[0]
+        contract = contract_of(model)
+        paths = [contract.stages[k - 1] for k in self.stages]
+        observers = [p for p in paths if isinstance(model.get_submodule(p.split('[')[0]), nn.Identity)]
+        why = (f"the stages {observers} only observe timm's forward_intermediates after the forward (no module "
+               "of the model consumes them), so where each stage's input enters cannot be derived from them; "
+               if observers else "the module registered after a stage does not consume its output; ")
+        traced = traced_stage_inputs(model, contract.stages, self._input_shape) if self._input_shape else []
+        traced = [traced[k - 1] for k in self.stages] if traced else []
+        if traced and None not in traced and len(set(traced)) == len(traced):
+            root = f'{contract.module_root}.' if contract.module_root else ''
+            found = [p[len(root):] if root and p.startswith(root) else p for p in traced]
+            return (f"{why}pass insert_before={found} (the modules a traced forward finds at the start of "
+                    f"stages {list(self.stages)}) or other module paths that start each stage")
+        return f"{why}pass insert_before=[...] with the module paths that start each stage"
 
     def _remove_probe_hooks(self):
         for handle in self._probe_handles:

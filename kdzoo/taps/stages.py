@@ -6,6 +6,7 @@ whose ``feature_info`` lists every block at one reduction (ViT, DeiT, MLP-Mixer,
 rule of the OFA/FOFA code: stage k ends at block round(f_k · depth) with f = (1/6, 1/3, 5/6, 1), made
 strictly increasing, i.e. blocks 2, 4, 10, 12 (1-based) of a 12-block model.
 """
+import functools
 
 PLAIN_STAGE_FRACTIONS = (1 / 6, 1 / 3, 5 / 6, 1.0)
 
@@ -103,3 +104,85 @@ def timm_stage_plan(model, num_stages=4):
         return None, channels, indices, ''
     return [], None, None, (f"timm's feature_info names stage modules that cannot be hooked "
                             f"({'; '.join(unusable)}) and the model has no forward_intermediates")
+
+
+def traced_stage_inputs(model, stage_paths, input_shape, seed=0):
+    """Paths of the modules whose inputs start each stage, found by tracing one forward of ``model`` on a
+    random batch of ``input_shape`` (B, C, H, W); None where the trace cannot tell.
+
+    A stage's feature is produced by the latest-returning module whose output holds the same values as that
+    stage's tap (a reshape or permute in between is allowed: timm's ``forward_intermediates`` hands out
+    reshaped copies). Stage 1 starts at its producer. Stage k > 1 starts where the data flow into its
+    producer (each module's input traced to the module that returned that very tensor) leaves the modules
+    called after stage k - 1's producer returned: HRNet's branch module, Twins' first module after its patch
+    embedding.
+    """
+    import itertools
+
+    import torch
+
+    from .contract import is_container, split_branch
+    counter = itertools.count()
+    calls, features, handles = {}, {}, []   # path -> [start, end, input tensor, output tensor]
+
+    def started(path, module, args):
+        calls.setdefault(path, [next(counter), None, args[0] if args and torch.is_tensor(args[0]) else None, None])
+
+    def returned(path, module, args, output):
+        call = calls[path]
+        if call[1] is None:
+            call[1], call[3] = next(counter), output if torch.is_tensor(output) else None
+
+    def observed(index, branches, module, args, output):
+        for branch in branches:
+            output = output[branch]
+        features.setdefault(index, (next(counter), output))
+
+    stage_modules = set()
+    for index, path in enumerate(stage_paths):
+        module_path, branches = split_branch(path)
+        stage_modules.add(module_path)
+        handles.append(model.get_submodule(module_path).register_forward_hook(
+            functools.partial(observed, index, branches)))
+    for path, module in model.named_modules():
+        if path and path not in stage_modules and not is_container(module):
+            handles += [module.register_forward_pre_hook(functools.partial(started, path)),
+                        module.register_forward_hook(functools.partial(returned, path))]
+    was_training = model.training
+    generator = torch.Generator().manual_seed(seed)
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.randn(*input_shape, generator=generator).to(next(model.parameters()).device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    finished = [(call[1], path) for path, call in calls.items() if call[1] is not None and call[3] is not None]
+    made_by = {}
+    for end, path in sorted(finished, reverse=True):   # the first module to return a tensor object made it
+        made_by[id(calls[path][3])] = path
+
+    def producer(index):
+        seen, feature = features.get(index, (None, None))
+        if not torch.is_tensor(feature):
+            return None
+        values = feature.flatten().sort().values
+        matching = [(end, path) for end, path in finished if end < seen and calls[path][3].numel() == values.numel()
+                    and torch.equal(calls[path][3].flatten().sort().values, values)]
+        return max(matching)[1] if matching else None
+
+    def start_of(path, after):
+        while True:
+            source = calls[path][2]
+            previous = made_by.get(id(source)) if source is not None else None
+            if previous is None or previous == path or calls[previous][0] <= after:
+                return path
+            path = previous
+
+    producers = [producer(index) for index in range(len(stage_paths))]
+    inputs = [producers[0]]
+    for index in range(1, len(stage_paths)):
+        before = producers[index - 1]
+        inputs.append(start_of(producers[index], calls[before][1]) if producers[index] and before else None)
+    return inputs
