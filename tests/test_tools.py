@@ -1,5 +1,8 @@
 """tools/train.py → test.py → export.py on a shrunken quick start, each in its own process."""
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -68,3 +71,17 @@ def test_unknown_config_key_type_fails_clearly(tmp_path):
     config = tiny_config(tmp_path, 'student_only', extra="model = dict(distillers=[dict(type='kdd')])\n")
     rc, out = run_tool('tools/train.py', config, '--work-dir', str(tmp_path / 'w'))
     assert rc != 0 and "Unknown distiller 'kdd'" in out and "Did you mean 'kd'" in out
+
+
+@pytest.mark.slow
+def test_the_package_entry_point_trains_with_passive_openmp_wait(tmp_path):
+    """``python -m kdzoo.cli.train`` (what the benchmark runs) needs no checkout; torch is loaded by ``import
+    kdzoo`` before the module runs, so without OMP_WAIT_POLICY it starts itself again with the policy set."""
+    config = tiny_config(tmp_path, 'student_only', train_items=32, val_items=32)
+    env = {k: v for k, v in os.environ.items() if k != 'OMP_WAIT_POLICY'}
+    proc = subprocess.run([sys.executable, '-m', 'kdzoo.cli.train', config, '--work-dir', str(tmp_path / 'w')],
+                          cwd=tmp_path, env={**env, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'},
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert 'OpenMP wait policy PASSIVE' in out and 'kdzoo summary' in out
