@@ -381,6 +381,27 @@ def test_cakd_refuses_attention_that_is_not_token_attention(case):
     assert 'student_stage' not in str(error.value)
 
 
+def test_cakd_on_attention_that_never_calls_sdpa_says_the_model_has_none():
+    from kdzoo.models import DistillModel
+    student = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
+                   stem_width=8)
+    twins = dict(type='TimmClassifier', model_name='twins_svt_small', num_classes=10, img_size=64,
+                 depths=(1, 1, 1, 1))   # one locally grouped attention per stage, computed without SDPA
+    with pytest.raises(RuntimeError, match=r"LocallyGroupedAttn at 'model.blocks.3.0.attn' made no "
+                                           r"F.scaled_dot_product_attention call.*TimmClassifier of Twins has no "
+                                           r"global token attention.*no teacher_attention= can help.*a plain ViT"):
+        DistillModel(student=student, teachers=dict(t=twins), distillers=[dict(type='cakd')],
+                     input_size=(3, 64, 64))
+
+
+def test_cakd_final_tokens_skip_a_container_of_branch_norms():
+    from kdzoo.distillers.cakd import find_teacher_attention
+    crossvit = TimmClassifier('crossvit_tiny_240', num_classes=10)   # its `norm` is a ModuleList, one per branch
+    geometry = find_teacher_attention(crossvit, 't')
+    assert geometry.qkv_tap == 'qkv:model.blocks.2.blocks.1.3.attn'
+    assert geometry.tokens_tap == 'model.blocks.2.blocks.1.3'
+
+
 def test_cakd_takes_a_suggested_swin_attention():
     from mmpretrain.structures import DataSample
 

@@ -66,7 +66,7 @@ from mmengine.logging import print_log
 from torch.func import functional_call
 
 from kdzoo.registry import DISTILLERS
-from kdzoo.taps.contract import contract_of
+from kdzoo.taps.contract import contract_of, is_container
 from kdzoo.taps.recorder import resolve_tap, unwrap
 from .base import BaseDistiller, shape_error
 from .fitnet import init_connector_weights
@@ -221,11 +221,13 @@ def head_dim_of(module):
 
 
 def final_tokens_path(model, attention_path):
-    """The model's final norm (``<root>.norm``) if it has one, else the output of the attention's block."""
+    """The model's final norm (``<root>.norm``) if it has one that runs (not an Identity, nor a container of
+    per-branch norms as CrossViT's), else the output of the attention's block."""
     root = contract_of(model).module_root
     norm_path = f'{root}.norm' if root else 'norm'
     modules = dict(model.named_modules())
-    if norm_path in modules and not isinstance(modules[norm_path], nn.Identity):
+    if norm_path in modules and not isinstance(modules[norm_path], nn.Identity) \
+            and not is_container(modules[norm_path]):
         return norm_path
     return attention_path.rpartition('.')[0]
 
@@ -379,7 +381,9 @@ class CAKD(BaseDistiller):
             raise shape_error('cakd', 'the teacher qkv tap must be tokens on a patch grid', student, qkv)
         if tuple(student.grid) != tuple(qkv.grid):
             raise shape_error('cakd', "the student map's grid must equal the teacher's patch grid; pick the "
-                              "student stage whose grid matches (student_stage=...)", student, qkv)
+                              "student stage whose grid matches (student_stage=...), or, when no student stage "
+                              f"has a {qkv.grid[0]}x{qkv.grid[1]} grid, a teacher patch size or input size that "
+                              "gives the grids in common", student, qkv)
         if tokens.kind != 'tokens' or tuple(tokens.grid or ()) != tuple(qkv.grid):
             raise shape_error('cakd', "the teacher's final tokens must lie on the attention's patch grid; pass "
                               "teacher_tokens='<module path>' naming the module whose output holds them (e.g. the "

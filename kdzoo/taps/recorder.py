@@ -256,15 +256,7 @@ class AttentionCall:
             found = (f"tap {tap!r}: {module} at {target.module_path!r} is not token-to-token attention: {problem} "
                      f"(input {self.input_shape}, q {self.q_shape}, k {self.k_shape}). Token attention (what CAKD "
                      "reads) gives probabilities (B, heads, N, N) over the N tokens of each image")
-            if alternatives:
-                shown = ', '.join(repr(path) for path in alternatives[-3:])
-                raise ValueError(f"{found}. The model's token-attention modules (deepest last): {shown}; pass "
-                                 f"teacher_attention={alternatives[-1]!r} or another of them")
-            raise ValueError(f"{found}. {describe_model(model)} has no global token attention: none of its "
-                             "attention modules attends token-to-token over each image's tokens at this input "
-                             "size, so no teacher_attention= can help and CAKD cannot read its Q/K/V. Use a "
-                             "teacher with global token attention, e.g. a plain ViT / DeiT "
-                             "(model_name='deit_tiny_patch16_224')")
+            raise ValueError(f"{found}. {attention_advice(model, alternatives)}")
         return _tokens_kind(tap, target, self.qkv, contract_of(model))
 
     def not_token_attention(self):
@@ -305,6 +297,18 @@ class AttentionCall:
         if len(shape) == 4 and shape[1] == channels:
             return shape[2] * shape[3]
         return None
+
+
+def attention_advice(model, alternatives):
+    """Which modules to read token attention from instead, or that the model has none."""
+    if alternatives:
+        shown = ', '.join(repr(path) for path in alternatives[-3:])
+        return (f"The model's token-attention modules (deepest last): {shown}; pass "
+                f"teacher_attention={alternatives[-1]!r} or another of them")
+    return (f"{describe_model(model)} has no global token attention: none of its attention modules hands "
+            "token-to-token q, k, v over each image's tokens to F.scaled_dot_product_attention at this input "
+            "size, so no teacher_attention= can help and CAKD cannot read its Q/K/V. Use a teacher with global "
+            "token attention, e.g. a plain ViT / DeiT (model_name='deit_tiny_patch16_224')")
 
 
 def describe_model(model):
@@ -441,7 +445,8 @@ class TapRecorder:
             self.model.train(was_training)
         missing = [tap for tap in self.targets if tap not in raw]
         if missing:
-            raise RuntimeError(f"{self.name}: " + '; '.join(self.why_not_reached(tap) for tap in missing))
+            raise RuntimeError(f"{self.name}: " + '; '.join(self.why_not_reached(tap, input_size, device)
+                                                            for tap in missing))
         for value in raw.values():
             if isinstance(value, AttentionCall):
                 value.batch = batch
@@ -496,8 +501,9 @@ class TapRecorder:
                     valid.append(path)
         return valid
 
-    def why_not_reached(self, tap):
-        """Why a tap's hook did not fire in a forward pass, and what to tap instead."""
+    def why_not_reached(self, tap, input_size=None, device=None):
+        """Why a tap's hook did not fire in a forward pass, and what to tap instead (for a ``qkv:`` tap, the
+        attention modules that can be read, found with one more forward of ``input_size``)."""
         target = self.targets[tap]
         path = target.module_path
         module = self.model.get_submodule(path) if path else self.model
@@ -512,9 +518,10 @@ class TapRecorder:
                     "are never materialised (the module computes attention in one fused call); use "
                     f"'qkv:{path}' for its q, k, v instead")
         if target.reads == 'qkv':
+            advice = attention_advice(self.model, self.token_attention_paths(input_size, device)) \
+                if input_size else "tap a timm-style attention module whose fused path calls it"
             return (f"tap {tap!r}: {kind} at {path!r} made no F.scaled_dot_product_attention call (or never "
-                    "ran), so its q, k, v cannot be read; tap a timm-style attention module whose fused "
-                    "path calls F.scaled_dot_product_attention")
+                    f"ran), so its q, k, v cannot be read. {advice}")
         parent, _, name = path.rpartition('.')
         return (f"tap {tap!r} reads {path!r} ({kind}), which was never called during the forward: its parent "
                 f"{parent or type(self.model).__name__!r} uses it without calling it (e.g. F.linear(x, "
