@@ -8,6 +8,7 @@ from kdzoo.taps import TapRecorder
 from kdzoo.taps.stages import plain_stage_blocks
 
 SIZE = (3, 32, 32)
+TINY_CNN = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8), stem_width=8)
 FAMILIES = {
     'resnet': dict(model_name='resnet18'),
     'mobilenetv2': dict(model_name='mobilenetv2_050'),
@@ -230,8 +231,7 @@ def test_levit_two_heads_name_the_classifier_argument_that_works():
 
     from kdzoo.models import DistillModel
     levit = dict(type='TimmClassifier', model_name='levit_128s', num_classes=10, img_size=32)
-    student = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
-                   stem_width=8)
+    student = TINY_CNN
     with pytest.raises(KeyError, match=r"LevitDistilled has no single classifier.*Pass classifier='head_dist'"):
         DistillModel(student=student, teachers=dict(t=levit), distillers=[dict(type='rkd')], input_size=SIZE)
     model = DistillModel(student=student, teachers=dict(t=dict(levit, classifier='head_dist')),
@@ -277,8 +277,7 @@ def test_afp_on_forward_intermediates_stages_names_the_stage_inputs(family):
 
     from kdzoo.models import DistillModel
     teacher, inputs = AFP_ON_INTERMEDIATES[family]
-    build = dict(student=dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
-                              stem_width=8),
+    build = dict(student=TINY_CNN,
                  teachers=dict(t=dict(type='TimmClassifier', num_classes=10, **teacher)),
                  distillers=[dict(type='fofa', num_queries=4, dim=8)], input_size=(3, 64, 64))
     with pytest.raises(ValueError, match=r"afp: the inputs AFP would prompt for \['stage2', 'stage3', 'stage4'\] "
@@ -372,8 +371,7 @@ NOT_TOKEN_ATTENTION = {  # teacher, CAKD arguments, input side -> what the error
 @pytest.mark.parametrize('case', list(NOT_TOKEN_ATTENTION))
 def test_cakd_refuses_attention_that_is_not_token_attention(case):
     from kdzoo.models import DistillModel
-    student = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
-                   stem_width=8)
+    student = TINY_CNN
     teacher, extra, side, found = NOT_TOKEN_ATTENTION[case]
     with pytest.raises(ValueError, match=found) as error:
         DistillModel(student=student, teachers=dict(t=dict(type='TimmClassifier', num_classes=10, **teacher)),
@@ -383,8 +381,7 @@ def test_cakd_refuses_attention_that_is_not_token_attention(case):
 
 def test_cakd_on_attention_that_never_calls_sdpa_says_the_model_has_none():
     from kdzoo.models import DistillModel
-    student = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
-                   stem_width=8)
+    student = TINY_CNN
     twins = dict(type='TimmClassifier', model_name='twins_svt_small', num_classes=10, img_size=64,
                  depths=(1, 1, 1, 1))   # one locally grouped attention per stage, computed without SDPA
     with pytest.raises(RuntimeError, match=r"LocallyGroupedAttn at 'model.blocks.3.0.attn' made no "
@@ -407,8 +404,7 @@ def test_cakd_takes_a_suggested_swin_attention():
 
     from kdzoo.models import DistillModel
     model = DistillModel(
-        student=dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
-                     stem_width=8),
+        student=TINY_CNN,
         teachers=dict(t=dict(type='TimmClassifier', num_classes=10, **NOT_TOKEN_ATTENTION['swin'][0])),
         distillers=[dict(type='cakd', student_stage='stage3', teacher_attention='model.layers.3.blocks.0.attn',
                          teacher_tokens='model.layers.3.blocks.0.attn', weights=dict(adv=0),
@@ -427,8 +423,7 @@ def test_cakd_reads_eva_fused_qkv_and_routes_gradients():
 
     from kdzoo.models import DistillModel
     model = DistillModel(
-        student=dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 8, 8, 8),
-                     stem_width=8),
+        student=TINY_CNN,
         teachers=dict(t=dict(type='TimmClassifier', model_name='eva02_tiny_patch14_224', num_classes=10,
                              img_size=56, depth=2)),
         distillers=[dict(type='cakd', student_stage='stage3', schedule=None, discriminator_layers=2)],

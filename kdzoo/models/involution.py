@@ -16,8 +16,8 @@ BN + ReLU → 3×3/2 max-pool. Parameter names follow the reference backbone, so
 checkpoints load after :func:`checkpoint_filter_fn`.
 
 Use as a kdzoo teacher or student directly: ``dict(type='rednet26', num_classes=100)``. The model declares a
-:class:`~kdzoo.taps.TapContract` (``kdzoo_taps``: stages layer1..layer4, classifier ``fc``), so the taps ``stage1``..``stage4``,
-``pre_logits`` and ``logits`` resolve without a wrapper; ``dict(type='ImportedModel',
+:class:`~kdzoo.taps.TapContract` (``kdzoo_taps``: stages layer1..layer4, classifier ``fc``), so the taps
+``stage1``..``stage4``, ``pre_logits`` and ``logits`` resolve without a wrapper; ``dict(type='ImportedModel',
 path='kdzoo.models.involution:rednet26', num_classes=10)`` works as well.
 """
 from typing import Dict
