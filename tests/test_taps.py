@@ -308,7 +308,8 @@ def test_stage_channels_are_checked_against_feature_info():
 def test_a_model_without_stages_names_the_argument():
     model = ImportedModel('tiny_models:TinyConvNet')
     with pytest.raises(KeyError, match=r"has 0 stages \(TinyConvNet declares no stages.*\).*pass "
-                                       r"stages=\[...\].*model.features: Sequential"):
+                                       r"stages=\[...\].*or ask the method only for stages it has \(its stages= "
+                                       r"/ student_stage= argument\).*model.features: Sequential"):
         TapRecorder(model, ['stage1'])
     assert TapRecorder(model, ['pre_logits']).probe((1, 16, 16))['pre_logits'].shape == (32,)
 

@@ -128,7 +128,8 @@ def resolve_tap(model, tap):
         if not 1 <= index <= len(stages):
             why = f" ({contract.stages_note})" if contract.stages_note and not stages else ''
             raise KeyError(f"{type(model).__name__} has {len(stages)} stages{why}, so {tap!r} does not exist; "
-                           "pass stages=[...] (module paths, shallow to deep) to the model. Available: "
+                           "pass stages=[...] (module paths, shallow to deep) to the model, or ask the method only "
+                           "for stages it has (its stages= / student_stage= argument). Available: "
                            f"{', '.join(describe_taps(model))}. Top of its module tree:\n{module_tree(model)}")
         return _module_target(model, stages[index - 1])
     for prefix, resolve in TAP_PREFIXES.items():
