@@ -1,4 +1,4 @@
-"""tools/benchmark.py and kdzoo.benchmark: spec validation, resume, atomic results, tables and chart, and a
+"""tools/benchmark.py and kdzoo.bench: spec validation, resume, atomic results, tables and chart, and a
 tiny matrix that really trains (teacher first, two cells in parallel, one failing cell)."""
 import json
 import os
@@ -7,7 +7,8 @@ import statistics
 
 import pytest
 
-from kdzoo import benchmark as bench
+from kdzoo import bench
+from kdzoo.bench import processes, report
 from run_helpers import QUICKSTART, run_tool
 
 TINY = ("train_dataloader = dict(batch_size=32, dataset=dict(num_items={items}))\n"
@@ -118,6 +119,7 @@ def test_overrides_must_reach_train_py_unchanged(tmp_path):
     spec = bench.parse_spec(spec_dict(folder, overrides=overrides))
     cell = bench.plan_cells(spec, str(tmp_path))[0]
     command = bench.cell_command(cell, spec, resume=False)
+    assert command[1:5] == ['-m', 'kdzoo.cli.train', cell.config, '--work-dir']  # the package's own entry point
     options = command[command.index('--cfg-options') + 1:]
     assert options[0] == 'randomness.seed=0' and '--resume' not in command
     parsed = {}
@@ -173,7 +175,7 @@ def test_a_rerun_of_a_finished_matrix_starts_nothing_and_writes_the_reports(tmp_
 
     def no_process(*args, **kwargs):
         raise AssertionError('a finished cell was started again')
-    monkeypatch.setattr(bench, 'run_logged', no_process)
+    monkeypatch.setattr(processes, 'run_logged', no_process)
     records = bench.run_benchmark(spec, str(out), workers=2)
     assert [r['status'] for r in records] == ['ok'] * 4
     assert json.loads((out / 'results.json').read_text())['cells'][3]['metrics'] == {'accuracy/top1': 93.0}
@@ -207,7 +209,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint_and_records_its_result(tmp_pa
             log.write('===== kdzoo benchmark, now: train\n')
             log.write('\n'.join(fake_training(cell.work_dir, {'accuracy/top1': 88.25, 'accuracy/top5': 99.0})))
         return 0, []
-    monkeypatch.setattr(bench, 'run_logged', fake_run)
+    monkeypatch.setattr(processes, 'run_logged', fake_run)
     result = bench.run_cell(cell, spec, threads=3, registry=bench.ProcessRegistry())
     assert '--resume' in seen['command'] and seen['threads'] == '3'
     assert result['status'] == 'ok' and result['resumed'] is True
@@ -231,15 +233,15 @@ def test_a_shared_missing_teacher_is_trained_once_and_its_failure_fails_only_its
 
     def fake_run(command, log_path, env, registry, on_line=None):
         commands.append(command)
-        if 'train-teachers' in command:
+        if 'kdzoo.bench.teachers' in command:
             return 1, ['RuntimeError: the teacher config is broken']
         student = next(c for c in cells if c.method == 'student')
         with open(log_path, 'a') as log:
             log.write('\n'.join(fake_training(student.work_dir, {'accuracy/top1': 50.0}, teacher_line=False)))
         return 0, []
-    monkeypatch.setattr(bench, 'run_logged', fake_run)
+    monkeypatch.setattr(processes, 'run_logged', fake_run)
     records = {r['cell']: r for r in bench.run_benchmark(spec, str(tmp_path / 'out'), workers=2)}
-    assert len(commands) == 2 and 'train-teachers' in commands[0]  # one teacher job, then only the student
+    assert len(commands) == 2 and 'kdzoo.bench.teachers' in commands[0]  # one teacher job, then only the student
     assert records['vit-cnn/student/seed0']['status'] == 'ok'
     for method in ('kd', 'dkd'):
         failed = records[f'vit-cnn/{method}/seed0']
@@ -266,7 +268,7 @@ def test_log_parsing_val_lines_summary_fallback_and_progress():
     assert bench.train_position('INFO - Iter(train) [ 100/1000]  lr: 1e-3') == 'iter 100/1000'
     assert bench.train_position('INFO - Epoch(val) [1][1/1]') is None
     assert bench.exit_error(1, ['Traceback (most recent call last):', '  File "x"',
-                                'RuntimeError: boom']) == 'tools/train.py exited with code 1: RuntimeError: boom'
+                                'RuntimeError: boom']) == 'kdzoo.cli.train exited with code 1: RuntimeError: boom'
 
 
 # ------------------------------------------------------------------------------------ atomic writing
@@ -292,7 +294,7 @@ def test_a_failing_report_writer_leaves_no_half_written_file(tmp_path, monkeypat
 
     def broken_csv(spec, records):
         raise ValueError('bad record')
-    monkeypatch.setattr(bench, 'csv_text', broken_csv)
+    monkeypatch.setattr(report, 'csv_text', broken_csv)
     with pytest.raises(ValueError):
         bench.write_reports(str(out), spec, records)
     assert sorted(os.listdir(out)) == ['results.json']  # whole; the csv was never half-written
@@ -319,7 +321,7 @@ def fixture_results(tmp_path):
         if value == 'missing':
             continue
         if value is None or value == 'failed':
-            fake_result(cell, spec, None, status='failed', error='tools/train.py exited with code 1')
+            fake_result(cell, spec, None, status='failed', error='kdzoo.cli.train exited with code 1')
         else:
             fake_result(cell, spec, value, teacher=teachers[cell.pair] if cell.method != 'student' else None)
     records = bench.all_records(spec, cells)
@@ -343,7 +345,7 @@ def test_markdown_tables_show_mean_std_reference_rows_and_the_best_method_in_bol
                          mean_std(values['a', 'kd']), f"**{mean_std([94.5, 95.25])} (n=2, 1 failed)**"]
     assert rows['b'] == ['b', f"{teachers['b']:.2f} (n=1)", mean_std(values['b', 'student']),
                          '**79.00 (n=1, 1 failed, 1 missing)**', 'n/a']
-    assert '- b/kd/seed2: tools/train.py exited with code 1' in markdown
+    assert '- b/kd/seed2: kdzoo.cli.train exited with code 1' in markdown
     assert '15 cells: 12 ok, 2 failed, 1 not run' in markdown
 
 
@@ -410,7 +412,7 @@ def test_a_tiny_matrix_trains_its_teacher_first_runs_in_parallel_records_a_failu
                        '--progress-interval', '2')
     assert rc == 1, log[-3000:]
     assert 'training teacher(s) vit' in log and teacher.is_file()
-    assert 'tiny/broken/seed0: FAILED (tools/train.py exited with code 1: RuntimeError: this config is broken' in log
+    assert 'tiny/broken/seed0: FAILED (kdzoo.cli.train exited with code 1: RuntimeError: this config is broken' in log
     assert 'cells done' in log and 'ETA' in log
     results = {r['cell']: r for r in json.loads((out / 'results.json').read_text())['cells']}
     student, kd, broken = results['tiny/student/seed0'], results['tiny/kd/seed0'], results['tiny/broken/seed0']
@@ -445,3 +447,13 @@ def test_teacher_cache_methods_share_one_cache_per_pair_across_methods_and_seeds
         assert ('model.teacher_cache.views=1' in command) == has_cache
     message = problems_of(spec_dict(folder, teacher_cache=dict(views=2, colour='red')))
     assert "teacher_cache: name the methods" in message and "'colour'" in message
+
+
+def test_the_old_module_name_warns_and_re_exports_the_package():
+    import importlib
+    import sys
+    sys.modules.pop('kdzoo.benchmark', None)
+    with pytest.warns(DeprecationWarning, match='kdzoo.benchmark moved to kdzoo.bench'):
+        old = importlib.import_module('kdzoo.benchmark')
+    assert all(getattr(old, name) is getattr(bench, name) for name in bench.__all__)
+    assert old.run_benchmark is bench.run.run_benchmark and old.SpecError is bench.spec.SpecError

@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
-from kdzoo.benchmark import load_spec
+from kdzoo.bench import load_spec
 from kdzoo.registry import MODELS
 from run_helpers import ROOT
 from tiny_models import batch_of

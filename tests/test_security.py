@@ -175,7 +175,7 @@ def test_face_verification_bin_refuses_code(tmp_path):
 
 
 def test_benchmark_spec_refuses_code(tmp_path):
-    from kdzoo.benchmark import SpecError, load_spec
+    from kdzoo.bench import SpecError, load_spec
     marker, path = tmp_path / 'CODE_RAN', tmp_path / 'spec.yaml'
     path.write_text(f"name: !!python/object/apply:builtins.open ['{marker}', 'w']\n")
     with pytest.raises(SpecError, match='not valid YAML'):

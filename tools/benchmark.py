@@ -3,7 +3,7 @@
     python tools/benchmark.py SPEC [--out-dir DIR] [--workers N] [--cells PATTERN ...] [--force]
                                    [--dry-run | --report-only] [--progress-interval SEC]
 
-Each cell is an ordinary ``tools/train.py CONFIG --work-dir <out>/<pair>/<method>/seed<S> --cfg-options
+Each cell is an ordinary ``python -m kdzoo.cli.train CONFIG --work-dir <out>/<pair>/<method>/seed<S> --cfg-options
 randomness.seed=S <overrides>`` run in its own process, its full log in ``train.log`` there. Missing
 teachers are trained first, once each, one after another. A finished cell writes ``result.json``; a rerun
 skips it (``--force`` reruns), retries failed cells, and resumes a killed cell from its checkpoint.
@@ -11,7 +11,7 @@ skips it (``--force`` reruns), retries failed cells, and resumes a killed cell f
 ``work_dirs/benchmarks/<name>``) gets results.json, .csv, .md (mean ± std tables) and .png after every cell.
 The exit code is 1 when a cell failed, 2 when the spec is invalid.
 
-The spec format is described in :mod:`kdzoo.benchmark` and docs/benchmarks.md, e.g.::
+The spec format is described in :mod:`kdzoo.bench` and docs/benchmarks.md, e.g.::
 
     name: mnist_hetero
     metric: accuracy/top1
@@ -27,7 +27,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from kdzoo import benchmark as bench  # noqa: E402
+from kdzoo import bench  # noqa: E402
 
 
 def parse_args(argv=None):
