@@ -343,7 +343,7 @@ def test_mmpretrain_vit_tokens_classifier_and_overrides():
 
 def no_token_attention(model):
     return (r".*Token attention \(what CAKD reads\).*\. TimmClassifier of " + model + r" has no global token "
-            r"attention: none of its attention modules .* no teacher_attention= can help .* Use a teacher with "
+            r"attention that kdzoo can read: none of its attention modules .* no teacher_attention= can help .* Use a teacher with "
             r"global token attention, e\.g\. a plain ViT / DeiT")
 
 
@@ -387,7 +387,7 @@ def test_cakd_on_attention_that_never_calls_sdpa_says_the_model_has_none():
                  depths=(1, 1, 1, 1))   # one locally grouped attention per stage, computed without SDPA
     with pytest.raises(RuntimeError, match=r"LocallyGroupedAttn at 'model.blocks.3.0.attn' made no "
                                            r"F.scaled_dot_product_attention call.*TimmClassifier of Twins has no "
-                                           r"global token attention.*no teacher_attention= can help.*a plain ViT"):
+                                           r"global token attention that kdzoo can read.*no teacher_attention= can help.*a plain ViT"):
         DistillModel(student=student, teachers=dict(t=twins), distillers=[dict(type='cakd')],
                      input_size=(3, 64, 64))
 

@@ -306,10 +306,11 @@ def attention_advice(model, alternatives):
         shown = ', '.join(repr(path) for path in alternatives[-3:])
         return (f"The model's token-attention modules (deepest last): {shown}; pass "
                 f"teacher_attention={alternatives[-1]!r} or another of them")
-    return (f"{describe_model(model)} has no global token attention: none of its attention modules hands "
-            "token-to-token q, k, v over each image's tokens to F.scaled_dot_product_attention at this input "
-            "size, so no teacher_attention= can help and CAKD cannot read its Q/K/V. Use a teacher with global "
-            "token attention, e.g. a plain ViT / DeiT (model_name='deit_tiny_patch16_224')")
+    return (f"{describe_model(model)} has no global token attention that kdzoo can read: none of its attention "
+            "modules hands token-to-token q, k, v over each image's tokens to F.scaled_dot_product_attention at "
+            "this input size (they attend within windows, over channels or from the class token only, or compute "
+            "attention without that call), so no teacher_attention= can help and CAKD cannot read its Q/K/V. Use "
+            "a teacher with global token attention, e.g. a plain ViT / DeiT (model_name='deit_tiny_patch16_224')")
 
 
 def describe_model(model):
