@@ -1,4 +1,4 @@
-"""Code in the docs runs as written: the "adding a distiller" tutorial, end to end."""
+"""Code in the docs runs as written: the "adding a distiller" and "adding an adapter" tutorials, end to end."""
 import os
 
 import pytest
@@ -33,7 +33,33 @@ def test_tutorial_distiller_builds_trains_and_routes_gradients(tmp_path, monkeyp
     assert all(p.grad is None for p in model.teachers.parameters())
 
 
-@pytest.mark.parametrize('page', ['getting_started.md', 'methods.md', 'adding_a_distiller.md',
+def test_tutorial_adapter_changes_the_teacher_forward_keeps_its_keys_and_trains(tmp_path, monkeypatch):
+    model = load_example_config(tmp_path, monkeypatch, 'docs/adding_an_adapter.md', 'token_gain_config.py')
+    adapter = model.adapters[0]
+    assert type(adapter).__name__ == 'TokenGain' and adapter.target == 'vit' and adapter.trainable
+    assert model.teachers_need_grad
+    from kdzoo.registry import MODELS
+    bare_teacher = MODELS.build(Config.fromfile(os.path.join(ROOT, 'configs/quickstart/_models.py')).vit_teacher)
+    assert set(model.teachers.vit.state_dict()) == set(bare_teacher.state_dict())
+    assert 'adapters.0.gain' in model.state_dict()
+    inputs, samples = torch.randn(4, 1, 32, 32), batch_of(range(4))
+    teacher = model.teachers.vit
+    with torch.no_grad():
+        plain = teacher(inputs)
+        adapter.gain.mul_(2)
+        assert not torch.allclose(teacher(inputs), plain)
+        adapter.gain.div_(2)
+    losses = model.loss(inputs, samples)
+    sum(losses.values()).backward()
+    assert adapter.gain.grad is not None and adapter.gain.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+    adapter.detach()
+    with torch.no_grad():
+        adapter.gain.mul_(2)
+        assert torch.allclose(teacher(inputs), plain)
+
+
+@pytest.mark.parametrize('page', ['getting_started.md', 'methods.md', 'adding_a_distiller.md', 'adding_an_adapter.md',
                                   'configuration.md', 'distributed.md', 'faq.md', 'face_recognition.md', 'taps.md',
                                   'own_data.md', 'teacher_cache.md'])
 def test_docs_are_linked_from_the_readme(page):

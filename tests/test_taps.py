@@ -507,3 +507,28 @@ def test_no_kdzoo_model_uses_the_deprecated_tap_attributes(name, monkeypatch):
         declared = getattr(model, 'kdzoo_taps', None)
         assert isinstance(declared, TapContract), f"{name} declares no kdzoo_taps TapContract"
         assert contract_of(model).stages, f"{name} declares no stages"
+
+
+def test_docs_new_tap_form_example(tmp_path, monkeypatch, capsys):
+    """docs/taps.md, Extending taps: the 'input:' tap form registered by a user module, run as written."""
+    import runpy
+
+    from kdzoo.taps import recorder
+    from run_helpers import markdown_examples
+    monkeypatch.setattr(recorder, 'TAP_PREFIXES', dict(recorder.TAP_PREFIXES))  # the example registers one
+    (tmp_path / 'input_taps.py').write_text(markdown_examples('docs/taps.md')['input_taps.py'])
+    runpy.run_path(str(tmp_path / 'input_taps.py'), run_name='__main__')
+    assert "'input:model.fc': 'input:model.fc: vector (128,)'" in capsys.readouterr().out
+    from kdzoo.models import build_model
+    student = build_model(dict(type='TimmClassifier', model_name='resnet10t', in_chans=1, num_classes=10,
+                               channels=(16, 32, 64, 128), stem_width=16)).eval()
+    taps = TapRecorder(student, ['stage1', 'input:stage2', 'pre_logits', 'input:model.fc'])
+    taps.probe((1, 32, 32))
+    taps.start()
+    with torch.no_grad():
+        student(torch.randn(2, 1, 32, 32))
+    features = taps.collect()
+    assert torch.equal(features['input:stage2'].data, features['stage1'].data)
+    assert torch.equal(features['input:model.fc'].data, features['pre_logits'].data)
+    with pytest.raises(KeyError, match="tap 'input:logits': name a module path or a stage"):
+        recorder.resolve_tap(student, 'input:logits')
