@@ -48,7 +48,9 @@ orl_teacher = dict(type='FaceRecognizer',
                    head=margin_head)
 orl_student = dict(type='FaceRecognizer', backbone=dict(type='mobilefacenet', blocks=(1, 1, 1, 1)),
                    head=margin_head)
-teacher_checkpoint = 'work_dirs/face/orl_teacher.safetensors'
+# Shipped with kdzoo (kdzoo/data/teachers/README.md: how it was trained, its numbers); if the file is missing,
+# the distillation configs train it first with configs/face/orl_teacher.py (teacher_configs).
+teacher_checkpoint = 'kdzoo/data/teachers/orl_swin_teacher.safetensors'
 
 # Schedule (teacher and students): the face recipe's SGD (momentum 0.9, weight decay 5e-4, gradient clipping at
 # norm 5, linear decay to 0), shortened to 8 epochs of 17 steps (batch 16), LR 0.1 after a one-epoch linear

@@ -1,6 +1,6 @@
 # Base of the ORL distillation quick starts: the small face Swin teacher -> the small MobileFaceNet student
-# (configs/face/_base_/orl.py). tools/train.py trains the teacher first with configs/face/orl_teacher.py when
-# work_dirs/face/orl_teacher.safetensors does not exist yet (the log says so), then distils, evaluating the
+# (configs/face/_base_/orl.py). The teacher's weights ship with kdzoo (kdzoo/data/teachers/); when that file is
+# missing, tools/train.py trains it first with configs/face/orl_teacher.py (the log says so), then distils, evaluating the
 # teacher (TeacherEvalHook) and the student on the 10 held-out identities. Method configs add the distillers.
 _base_ = ['../../_base_/default_runtime.py', './orl.py']
 model = dict(
