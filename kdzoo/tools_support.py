@@ -279,6 +279,35 @@ def export_onnx(model, path, batch_size=2):
     return sample
 
 
+def deployment_info(cfg, model):
+    """What deploying the exported student needs besides its weights: input size and normalisation.
+
+    The exported networks take normalised images; the normalisation stays outside them, as in training (the
+    data preprocessor): ``images = (pixels - mean) / std`` per channel, pixels in 0..255, one (C, H, W) image
+    of ``input_size`` each. ``to_rgb`` is the preprocessor's flag: True means colour channels were flipped
+    (BGR to RGB) before that, as mmcv loads colour images BGR.
+    """
+    preprocessor = dict(cfg.model.get('data_preprocessor') or {})
+    output = 'embedding' if hasattr(model.student, 'predict_samples') else 'logits'
+    return dict(input_name='images', output_name='output', input_size=list(model.input_size),
+                mean=list(preprocessor.get('mean') or []), std=list(preprocessor.get('std') or []),
+                to_rgb=bool(preprocessor.get('to_rgb', False)), pixel_range=[0, 255], output=output,
+                normalisation='images = (pixels - mean) / std, per channel, before the network')
+
+
+def write_deployment_info(info, json_path, onnx_path=None):
+    """``info`` as a JSON file beside the weights and, when there is an ONNX file, in its metadata_props."""
+    import json
+    with open(json_path, 'w') as f:
+        json.dump(info, f, indent=2)
+    if onnx_path:
+        import onnx
+        graph = onnx.load(onnx_path)
+        onnx.helper.set_model_props(graph, {f'kdzoo.{key}': json.dumps(value) for key, value in info.items()})
+        onnx.save(graph, onnx_path)
+    return json_path
+
+
 def onnx_max_difference(model, path, sample):
     """Largest absolute difference between onnxruntime's and PyTorch's outputs on ``sample``."""
     import onnxruntime

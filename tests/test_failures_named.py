@@ -135,7 +135,7 @@ def test_test_and_export_build_no_teacher_when_its_file_is_absent(tmp_path, caps
     assert not len(student.teachers)
     checkpoint = export_student(student, str(tmp_path / 'student.safetensors'))
     written = load_tool('export').main([config, checkpoint, '--out-dir', str(tmp_path / 'x'), '--no-onnx'])
-    assert [osp.basename(p) for p in written] == ['student.safetensors', 'student.pth']
+    assert [osp.basename(p) for p in written] == ['student.safetensors', 'student.pth', 'student.json']
     metrics = load_tool('test').main([config, checkpoint, '--work-dir', str(tmp_path / 't')])
     assert 'accuracy/top1' in metrics
 
@@ -222,8 +222,27 @@ def test_a_civt_student_exports_to_onnx_with_its_tokens(tmp_path, adapter, capsy
     checkpoint = str(tmp_path / 'epoch_1.pth')
     torch.save({'state_dict': model.state_dict()}, checkpoint)
     written = load_tool('export').main([config, checkpoint, '--out-dir', str(tmp_path / 'x')])
-    assert osp.basename(written[-1]) == 'student.onnx'
+    assert 'student.onnx' in [osp.basename(p) for p in written]
     assert 'ONNX vs PyTorch on a random batch of (2, 1, 32, 32): max |difference|' in capsys.readouterr().out
+
+
+def test_export_records_input_size_and_normalisation_beside_the_weights_and_in_the_onnx(tmp_path):
+    """Before: the ONNX file said nothing of the mean/std and input size needed to deploy it."""
+    import json
+
+    import onnx
+
+    from kdzoo.registry import MODELS
+    from kdzoo.tools_support import export_student, load_config, student_only_config
+    config = tiny_config(tmp_path, 'kd', teacher=tmp_path / 'absent_teacher.safetensors')
+    checkpoint = export_student(MODELS.build(student_only_config(load_config(config))),
+                                str(tmp_path / 'student.safetensors'))
+    load_tool('export').main([config, checkpoint, '--out-dir', str(tmp_path / 'x')])
+    info = json.loads((tmp_path / 'x' / 'student.json').read_text())
+    assert info['input_size'] == [1, 32, 32] and info['mean'] == [33.3] and info['std'] == [78.6]
+    assert info['to_rgb'] is False and info['output'] == 'logits' and info['input_name'] == 'images'
+    props = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / 'x' / 'student.onnx')).metadata_props}
+    assert props == {f'kdzoo.{key}': value for key, value in info.items()}
 
 
 # ------------------------------------------------------------------ SyncBN where it cannot run

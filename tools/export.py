@@ -7,7 +7,9 @@ e.g. loadable into ``timm.create_model(...)``; adapters that change the student'
 tokens, go to DIR/NAME.adapters.<ext>) and DIR/NAME.onnx (the student with those adapters, as deployed;
 dynamic batch size, checked against
 PyTorch with onnxruntime on a random batch of the config's ``model.input_size``), and prints the
-parameter count and file sizes. ``--no-onnx`` skips the ONNX file.
+parameter count and file sizes. ``--no-onnx`` skips the ONNX file. DIR/NAME.json holds what deployment needs
+besides the weights (input size, the normalisation mean/std and channel order, what the output is); the ONNX
+file carries the same entries in its metadata (``kdzoo.<key>``, JSON values).
 """
 import argparse
 import os
@@ -18,8 +20,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import kdzoo  # noqa: E402,F401
 from kdzoo.models.weights import trusted_checkpoints  # noqa: E402
-from kdzoo.tools_support import (export_onnx, export_student, load_config, load_student,  # noqa: E402
-                                 onnx_max_difference)
+from kdzoo.tools_support import (deployment_info, export_onnx, export_student, load_config,  # noqa: E402
+                                 load_student, onnx_max_difference, write_deployment_info)
 
 
 def main(argv=None):
@@ -36,8 +38,9 @@ def main(argv=None):
                              'stored in them. Only for files you made yourself that kdzoo refused because '
                              'they hold objects outside its allow-list')
     args = parser.parse_args(argv)
+    cfg = load_config(args.config)
     with trusted_checkpoints(args.trust_checkpoint):
-        model = load_student(load_config(args.config), args.checkpoint)
+        model = load_student(cfg, args.checkpoint)
     out_dir = args.out_dir or osp.dirname(osp.abspath(args.checkpoint))
     num_params = sum(v.numel() for v in model.student_state_dict().values())
     written = [export_student(model, osp.join(out_dir, f'{args.name}{ext}')) for ext in ('.safetensors', '.pth')]
@@ -50,6 +53,8 @@ def main(argv=None):
         print(f'ONNX vs PyTorch on a random batch of {tuple(sample.shape)}: max |difference| {difference:.2e}')
         if difference > args.onnx_tolerance:
             raise SystemExit(f'ONNX output differs from PyTorch by {difference:.2e} > {args.onnx_tolerance}')
+    written.append(write_deployment_info(deployment_info(cfg, model), osp.join(out_dir, f'{args.name}.json'),
+                                         None if args.no_onnx else onnx_path))
     for path in written:
         print(f'wrote {path} ({os.path.getsize(path) / 2 ** 20:.2f} MiB)')
     return written
