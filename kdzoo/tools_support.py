@@ -14,7 +14,10 @@ from mmengine.runner import Runner
 
 from kdzoo.datasets.face.custom_config import resolve_face_data
 from kdzoo.engine.runner import KdzooRunner
-from kdzoo.utils.compat import init_cpu_distributed, needs_cpu_distributed
+from kdzoo.utils.compat import (CONFIGS_DIR, KDZOO_PREFIX, init_cpu_distributed, kdzoo_config_path,
+                                needs_cpu_distributed)
+
+PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
 
 
 # The top-level keys mmengine's Runner reads: those Runner.from_cfg passes to Runner.__init__, and those the
@@ -30,14 +33,46 @@ def load_config(path, options=None):
 
     A syntax error names the config file (or ``_base_`` file) and line, where mmengine says ``<unknown>``.
     A top-level option key that neither the config defines nor anything reads is refused, naming the key.
+    ``path`` may name one of kdzoo's configs as ``kdzoo::quickstart/kd.py``, as a ``_base_`` can.
     """
+    if path.startswith(KDZOO_PREFIX):
+        path = kdzoo_config_path(path)
     check_config_syntax(path)
     cfg = Config.fromfile(path, import_custom_modules=False)  # imported below, also from the config's folder
     if options:
         check_option_keys(cfg, options)
         cfg.merge_from_dict(options)
     import_custom_modules(cfg, path)
-    return resolve_face_data(cfg)  # a custom face config's face_data entry, after the options (custom_config.py)
+    cfg = resolve_face_data(cfg)  # a custom face config's face_data entry, after the options (custom_config.py)
+    return resolve_shipped_paths(cfg)
+
+
+def resolve_shipped_paths(cfg):
+    """Make the teacher configs and checkpoints that kdzoo ships reachable from any working directory.
+
+    kdzoo's configs name them relative to the repository root (``configs/quickstart/vit_teacher.py``,
+    ``kdzoo/data/teachers/...``), so a config of your own that inherits one (``_base_ = 'kdzoo::...'``) and
+    runs from another folder would miss them: such a path is taken from the kdzoo package when it does not
+    exist from the working directory. Every other relative path (``work_dirs/...``, data roots) stays
+    relative to the working directory.
+    """
+    for name, config in (cfg.get('teacher_configs') or {}).items():
+        cfg.teacher_configs[name] = shipped_path(config)
+    for teacher in ((cfg.get('model') or {}).get('teachers') or {}).values():
+        if isinstance(teacher, dict) and teacher.get('checkpoint'):
+            teacher['checkpoint'] = shipped_path(teacher['checkpoint'])
+    return cfg
+
+
+def shipped_path(path):
+    """``configs/...`` or ``kdzoo/...`` from the kdzoo package when the path is missing here and the file is
+    there; any other path unchanged (a missing one is then reported as written)."""
+    if not isinstance(path, str) or osp.exists(path):
+        return path
+    for prefix, folder in (('configs/', CONFIGS_DIR), ('kdzoo/', PACKAGE_DIR)):
+        if path.startswith(prefix) and osp.exists(osp.join(folder, path[len(prefix):])):
+            return osp.join(folder, path[len(prefix):])
+    return path
 
 
 def import_custom_modules(cfg, path):
@@ -71,7 +106,8 @@ def check_config_syntax(path):
         raise SyntaxError(f"config file {path}, line {error.lineno}: {error.msg}",
                           (path, error.lineno, error.offset, error.text)) from None
     for base in literal_bases(tree):
-        check_config_syntax(osp.normpath(osp.join(osp.dirname(path), base)))
+        check_config_syntax(kdzoo_config_path(base) if base.startswith(KDZOO_PREFIX)
+                            else osp.normpath(osp.join(osp.dirname(path), base)))
 
 
 def literal_bases(tree):

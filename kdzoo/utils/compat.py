@@ -9,13 +9,22 @@
    unconditionally. :func:`init_cpu_distributed` creates the gloo process group first, so mmengine finds
    one and skips its own init; DDP on CPU must then be built without ``device_ids`` (see
    ``kdzoo.tools_support.ddp_wrapper_cfg``).
+3. Package-scoped config bases: mmengine's own ``pkg::path`` lookup (``Config._get_cfg_path``) asserts the
+   package is one of OpenMMLab's and imports ``pkg_resources``, which current setuptools no longer ships.
+   kdzoo wraps ``Config._get_cfg_path`` so that ``_base_ = 'kdzoo::quickstart/kd.py'`` is
+   ``<kdzoo package>/configs/quickstart/kd.py``, from any folder, loaded as a plain (unscoped) base, exactly as
+   the same file given by a relative path; every other base is left to mmengine.
 """
 import os
 import re
 
 import torch
 import torch.distributed as torch_dist
+from mmengine.config import Config
 from mmengine.runner.checkpoint import CheckpointLoader
+
+KDZOO_PREFIX = 'kdzoo::'
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
@@ -24,6 +33,26 @@ def load_from_local(filename, map_location=None):
     mmengine's, whose log line reads "Loads checkpoint by local backend"."""
     from kdzoo.models.weights import load_checkpoint_file
     return load_checkpoint_file(filename, map_location=map_location)
+
+
+def kdzoo_config_path(cfg_path):
+    """``'kdzoo::quickstart/kd.py'`` -> the file in kdzoo's configs (fix 3); a missing file names the path looked for."""
+    path = os.path.join(CONFIGS_DIR, cfg_path[len(KDZOO_PREFIX):])
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{cfg_path!r}: kdzoo has no such config (looked for {path}). Name a file under "
+                                f"{CONFIGS_DIR} relative to that folder, e.g. 'kdzoo::quickstart/kd.py'")
+    return path
+
+
+def _get_cfg_path_with_kdzoo(cfg_path, filename):
+    if cfg_path.startswith(KDZOO_PREFIX):
+        return kdzoo_config_path(cfg_path), None  # scope None: no _scope_ keys, as for a relative base
+    return _mmengine_get_cfg_path(cfg_path, filename)
+
+
+_mmengine_get_cfg_path = getattr(Config._get_cfg_path, 'mmengine_original', Config._get_cfg_path)
+_get_cfg_path_with_kdzoo.mmengine_original = _mmengine_get_cfg_path
+Config._get_cfg_path = staticmethod(_get_cfg_path_with_kdzoo)
 
 
 def needs_cpu_distributed(launcher):
