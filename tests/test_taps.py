@@ -253,6 +253,17 @@ def test_hrnet_stages_match_timm_feature_info():
     assert torch.allclose(model(x), model.model(x), atol=1e-5)   # the intermediates path is the model's forward
 
 
+def test_a_module_dict_with_its_own_forward_is_hooked_directly():
+    from kdzoo.taps.contract import is_container
+    # timm's DenseBlock is an nn.ModuleDict with a forward
+    model = TimmClassifier('densenet121', num_classes=10, growth_rate=8, block_config=(1, 1, 1, 1))
+    assert not is_container(model.model.features.denseblock1) and is_container(torch.nn.ModuleList())
+    assert model.kdzoo_taps.stages == ('model.features.denseblock1', 'model.features.denseblock2',
+                                       'model.features.denseblock3', 'model.features.norm5')
+    specs = TapRecorder(model, ['stage1', 'stage4']).probe((3, 32, 32))
+    assert (specs['stage1'].channels, specs['stage4'].channels) == model.kdzoo_taps.stage_channels[::3]
+
+
 def test_twins_stages_come_from_forward_intermediates():
     model = TimmClassifier('twins_svt_small', num_classes=10, img_size=64, depths=(1, 1, 1, 1))
     assert model.kdzoo_taps.stages == tuple(f'stage_outputs.{i}' for i in range(4))

@@ -162,8 +162,9 @@ def describe_head(module):
 
 
 def is_container(module):
-    """A ModuleList/ModuleDict (or any module without a forward of its own): hooks on it never fire."""
-    return isinstance(module, (nn.ModuleList, nn.ModuleDict)) or type(module).forward is nn.Module.forward
+    """A module without a forward of its own (ModuleList, ModuleDict): its children run, it never does, so
+    hooks on it never fire. A ModuleList/ModuleDict subclass with a forward (timm's DenseNet blocks) runs."""
+    return type(module).forward is nn.Module.forward
 
 
 def module_tree(model, depth=2, limit=40):
