@@ -12,7 +12,7 @@ from tiny_models import batch_of
 def load_example_config(tmp_path, monkeypatch, markdown_file, config_name):
     for name, code in markdown_examples(markdown_file).items():
         (tmp_path / name).write_text(code)
-    os.symlink(os.path.join(ROOT, 'configs'), tmp_path / 'configs')
+    monkeypatch.chdir(tmp_path)  # a folder of its own: _base_ is kdzoo::quickstart/kd.py
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = Config.fromfile(str(tmp_path / config_name))
     cfg.model.teachers.vit.checkpoint = random_vit_teacher(str(tmp_path / 'teacher.safetensors'))
