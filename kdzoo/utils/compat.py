@@ -36,7 +36,7 @@ def load_from_local(filename, map_location=None):
 
 
 def kdzoo_config_path(cfg_path):
-    """``'kdzoo::quickstart/kd.py'`` -> that file in kdzoo's configs (fix 3); a missing one names the path looked for."""
+    """``'kdzoo::quickstart/kd.py'`` -> that file in kdzoo's configs (fix 3); a missing one names where it looked."""
     path = os.path.join(CONFIGS_DIR, cfg_path[len(KDZOO_PREFIX):])
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{cfg_path!r}: kdzoo has no such config (looked for {path}). Name a file under "
