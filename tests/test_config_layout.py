@@ -108,7 +108,7 @@ def test_mnist_models_are_declared_once():
     for name in ('vit_teacher', 'cnn_teacher', 'rednet_teacher', 'cnn_student', 'vit_student'):
         assert benchmark[name] == quickstart[name]
     assert benchmark.checkpoints.cnn == quickstart.checkpoints.cnn   # shared teacher weights
-    assert benchmark.checkpoints.vit != quickstart.checkpoints.vit   # the benchmark's ViT teacher trains longer
+    assert benchmark.checkpoints.vit == quickstart.checkpoints.vit   # one shipped ViT teacher for both
     for path in glob.glob(osp.join(CONFIGS, 'quickstart', '*.py')) + glob.glob(
             osp.join(CONFIGS, 'benchmarks', 'mnist', '_base_', 'models.py')):
         if osp.basename(path) != '_models.py':

@@ -20,6 +20,6 @@ vit_student = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', img
 # yet (a distillation config names both: `teacher_configs` and `model.teachers.<name>.checkpoint`).
 teacher_config_files = dict(vit='configs/quickstart/vit_teacher.py', cnn='configs/quickstart/cnn_teacher.py',
                             rednet='configs/quickstart/rednet_teacher.py')
-checkpoints = dict(vit='work_dirs/quickstart/vit_teacher.safetensors',
+checkpoints = dict(vit='kdzoo/data/teachers/mnist_vit_teacher.safetensors',  # shipped with kdzoo
                    cnn='work_dirs/quickstart/cnn_teacher.safetensors',
                    rednet='work_dirs/quickstart/rednet_teacher.safetensors')
