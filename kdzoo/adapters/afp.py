@@ -52,7 +52,6 @@ stage input and output shapes differ, which no ViT / Mixer / ResMLP does.
 import functools
 import logging
 import math
-from contextlib import contextmanager
 from typing import NamedTuple, Tuple
 
 import torch
@@ -65,7 +64,7 @@ from kdzoo.taps.feature import to_map, to_tokens
 from kdzoo.taps.contract import contract_of
 from kdzoo.taps.recorder import TapTarget, declared_stages, infer_spec, resolve_tap, unwrap
 from kdzoo.taps.stages import traced_stage_inputs
-from .base import BaseAdapter
+from .base import BaseAdapter, SwitchablePrompts
 
 SE_REDUCTION = 16
 PROMPT_GROUPS = 4
@@ -248,7 +247,7 @@ class AFPBlock(nn.Module):
 
 # ----------------------------------------------------------------------------------------------- adapter
 @ADAPTERS.register_module(name=['afp', 'AFP'])
-class AFP(BaseAdapter):
+class AFP(SwitchablePrompts, BaseAdapter):
     """Adaptive Feedback Prompts on a teacher's stage inputs, fed by the FOFA distiller.
 
     The blocks are created by :meth:`build` (FOFA calls it with the feedback shapes) once the teacher has run
@@ -398,15 +397,6 @@ class AFP(BaseAdapter):
     @property
     def prompting(self):
         return self._enabled and self.training and self.built
-
-    @contextmanager
-    def prompts_disabled(self):
-        """Run the teacher bare inside this context (FOFA's un-prompted pass)."""
-        previous, self._enabled = self._enabled, False
-        try:
-            yield
-        finally:
-            self._enabled = previous
 
     def set_feedback(self, feedback):
         """Store {``'stage<k>'``: Δ^k (B, C, H, W)} for the next forward; stages without a block are ignored."""

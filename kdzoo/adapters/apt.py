@@ -44,7 +44,6 @@ twice; refused at attach) and resizing a teacher (``set_input_size``) after atta
 """
 import functools
 import math
-from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -55,7 +54,7 @@ from timm.models.vision_transformer import Block as VitBlock
 
 from kdzoo.registry import ADAPTERS
 from kdzoo.taps.recorder import unwrap
-from .base import BaseAdapter
+from .base import BaseAdapter, SwitchablePrompts
 
 PROMPT_INITS = ('vpt', 'trunc_normal')
 
@@ -175,7 +174,7 @@ def owner_of(model, path):
 
 
 @ADAPTERS.register_module(name=['apt', 'APT'])
-class APT(BaseAdapter):
+class APT(SwitchablePrompts, BaseAdapter):
     """Learnable prompts in every layer of a frozen Swin teacher (or every block of a ViT teacher).
 
     Args:
@@ -321,15 +320,6 @@ class APT(BaseAdapter):
     @property
     def prompting(self):
         return self._enabled and self.training and len(self.prompts) > 0
-
-    @contextmanager
-    def prompts_disabled(self):
-        """Run the teacher bare inside this context (the prompt anchor's frozen pass)."""
-        previous, self._enabled = self._enabled, False
-        try:
-            yield
-        finally:
-            self._enabled = previous
 
     def last_prompt_outputs(self, path):
         """(B, t, d) prompt outputs of the prompted stage / block at teacher module ``path`` in the latest

@@ -1,4 +1,6 @@
 """The adapter interface: modules that change a model's forward (teacher prompts, student tokens)."""
+from contextlib import contextmanager
+
 import torch.nn as nn
 
 
@@ -29,3 +31,19 @@ class BaseAdapter(nn.Module):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+class SwitchablePrompts:
+    """For prompt adapters (AFP, APT): prompts can be switched off for one bare teacher pass.
+
+    The adapter sets ``self._enabled = True`` in ``__init__`` and reads it in its ``prompting`` property.
+    """
+
+    @contextmanager
+    def prompts_disabled(self):
+        """Run the teacher bare inside this context (FOFA's un-prompted pass, URFM's prompt anchor)."""
+        previous, self._enabled = self._enabled, False
+        try:
+            yield
+        finally:
+            self._enabled = previous

@@ -68,6 +68,7 @@ from kdzoo.adapters.apt import APT
 from kdzoo.datasets.face.alignment import ARCFACE_TEMPLATE_112
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
+from kdzoo.utils.init import init_linear_layers
 from kdzoo.taps.recorder import resolve_tap, unwrap
 from .base import BARE_TEACHER_OUTPUT, BaseDistiller, shape_error
 
@@ -226,18 +227,6 @@ class MSALayer(nn.Module):
         x = x + self.proj(merge_heads(attn @ v))
         x = x + self.mlp(self.norm2(x))
         return x, attn.mean(dim=1)
-
-
-def init_linear_layers(module):
-    """trunc-normal(0.02) linears with zero bias, LayerNorm (1, 0)."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 def buffer_copy(module):

@@ -23,6 +23,7 @@ from timm.models.vision_transformer import Block
 from kdzoo.registry import MODELS
 from kdzoo.taps.contract import TapContract
 from kdzoo.taps.stages import plain_stage_blocks
+from kdzoo.utils.init import init_linear_layers
 
 __all__ = ['FacePatchEmbed', 'FaceViT', 'face_vit_t', 'face_vit_s', 'face_vit_b', 'face_vit_l']
 
@@ -133,14 +134,7 @@ class FaceViT(nn.Module):
         """arcface_torch's init: trunc-normal(0.02) linears and position embedding, LayerNorm (1, 0)."""
         trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_layers(self)
 
     @torch.jit.ignore
     def no_weight_decay(self):
