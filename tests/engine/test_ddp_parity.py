@@ -19,13 +19,14 @@ TOLERANCE = 1e-4  # 8 AdamW steps amplify reduction-order differences (1.2e-5 me
 
 def parity_config(tmp_path, batch_size, teacher, train_items=256, extra_lines=''):
     vit = Config.fromfile(os.path.join(QUICKSTART, '_models.py')).vit_teacher.to_dict()
-    small_vit = dict(vit, depth=4, embed_dim=48)
+    small_vit = dict(vit, depth=4, embed_dim=48, _delete_=True)  # replaces the base config's CNN student
     extra = (f"model = dict(student={small_vit!r}, teachers=dict(vit=dict(model={vit!r}, checkpoint={teacher!r})), "
              "distillers=[dict(type='kd', temperature=2.0), dict(type='fitnet')])\n"
              "randomness = dict(seed=0, deterministic=True)\ncustom_hooks = []\nparam_scheduler = None\n" + extra_lines)
     folder = tmp_path / f'b{batch_size}'
     folder.mkdir()
-    return tiny_config(folder, 'vit_teacher', train_items=train_items, val_items=200, batch_size=batch_size,
+    # student_only's pipeline has no random augmentation (vit_teacher.py's random shifts would draw per rank)
+    return tiny_config(folder, 'student_only', train_items=train_items, val_items=200, batch_size=batch_size,
                        extra=extra)
 
 
