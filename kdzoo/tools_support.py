@@ -28,6 +28,14 @@ RUNNER_KEYS = tuple(inspect.signature(Runner.__init__).parameters)[1:-1] + (
 KDZOO_KEYS = ('teacher_configs',)
 
 
+def add_trust_checkpoint_flag(parser):
+    """``--trust-checkpoint``: the one opt-in to unpickling checkpoints in full (train, test, export)."""
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle checkpoint files in full (weights_only=False): this RUNS ANY CODE '
+                             'stored in them. Only for files you made yourself that kdzoo refused because '
+                             'they hold objects outside its allow-list')
+
+
 def load_config(path, options=None):
     """The config at ``path`` with ``options`` (``--cfg-options``) merged in; what every tool reads.
 

@@ -20,8 +20,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import kdzoo  # noqa: E402,F401
 from kdzoo.models.weights import trusted_checkpoints  # noqa: E402
-from kdzoo.tools_support import (deployment_info, export_onnx, export_student, load_config,  # noqa: E402
-                                 load_student, onnx_max_difference, write_deployment_info)
+from kdzoo.tools_support import (add_trust_checkpoint_flag, deployment_info, export_onnx,  # noqa: E402
+                                 export_student, load_config, load_student, onnx_max_difference,
+                                 write_deployment_info)
 
 
 def main(argv=None):
@@ -33,10 +34,7 @@ def main(argv=None):
     parser.add_argument('--no-onnx', action='store_true', help='write no ONNX file')
     parser.add_argument('--onnx-tolerance', type=float, default=1e-4,
                         help='largest accepted |ONNX - PyTorch| output difference')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='unpickle checkpoint files in full (weights_only=False): this RUNS ANY CODE '
-                             'stored in them. Only for files you made yourself that kdzoo refused because '
-                             'they hold objects outside its allow-list')
+    add_trust_checkpoint_flag(parser)
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     with trusted_checkpoints(args.trust_checkpoint):

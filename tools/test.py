@@ -14,8 +14,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # read when torch loads OpenMP; see kdzoo.utils.threads
 
 import kdzoo  # noqa: E402,F401
-from kdzoo.tools_support import (build_runner, distributed_teardown, load_config, load_student,  # noqa: E402
-                                 student_only_config)
+from kdzoo.tools_support import (add_trust_checkpoint_flag, build_runner, distributed_teardown,  # noqa: E402
+                                 load_config, load_student, student_only_config)
 from kdzoo.models.weights import trusted_checkpoints  # noqa: E402
 from kdzoo.utils.threads import configure_cpu_threads  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
@@ -28,10 +28,7 @@ def main(argv=None):
     parser.add_argument('--work-dir')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='unpickle checkpoint files in full (weights_only=False): this RUNS ANY CODE '
-                             'stored in them. Only for files you made yourself that kdzoo refused because '
-                             'they hold objects outside its allow-list')
+    add_trust_checkpoint_flag(parser)
     args = parser.parse_args(argv)
     threads = configure_cpu_threads()
     cfg = load_config(args.config, args.cfg_options)

@@ -23,8 +23,9 @@ import kdzoo  # noqa: F401  (registers kdzoo and applies the mmengine fixes)
 from mmengine.config import DictAction
 from kdzoo.engine.amp import enable_amp
 from kdzoo.models.weights import trusted_checkpoints
-from kdzoo.tools_support import (build_runner, check_teacher_checkpoints, distributed_teardown,
-                                 exit_130_on_interrupt, final_summary, load_config, train_missing_teachers)
+from kdzoo.tools_support import (add_trust_checkpoint_flag, build_runner, check_teacher_checkpoints,
+                                 distributed_teardown, exit_130_on_interrupt, final_summary, load_config,
+                                 train_missing_teachers)
 from kdzoo.utils.threads import configure_cpu_threads
 
 
@@ -42,10 +43,7 @@ def parse_args(argv=None):
                         help='override entries of the teacher configs in teacher_configs, used when a teacher '
                              'is trained first (--cfg-options does not reach them), e.g. train_cfg.max_epochs=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='unpickle checkpoint files in full (weights_only=False): this RUNS ANY CODE '
-                             'stored in them. Only for files you made yourself that kdzoo refused because '
-                             'they hold objects outside its allow-list')
+    add_trust_checkpoint_flag(parser)
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
