@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from run_helpers import QUICKSTART
+from run_helpers import QUICKSTART, ROOT
 from tiny_models import batch_of
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools'))
@@ -163,3 +163,17 @@ def test_cache_variant_reads_a_filled_cache_and_its_floor_is_the_student_step(ca
     row = next(line for line in out.splitlines() if line.startswith('(c) kd [cache]'))
     assert f"{medians['(b) student step'] * 1e3:.1f}" in row.split()
     assert not os.listdir(tmp_path)       # the temporary cache is removed afterwards
+
+
+@pytest.mark.slow
+def test_connector_cost_times_the_distiller_alone_beside_its_step():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('connector_cost', os.path.join(ROOT, 'tools', 'connector_cost.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    medians = tool.main([os.path.join(ROOT, 'configs', 'quickstart', 'fitnet.py'), '--batch-size', '8',
+                         '--repeats', '2', '--warmup', '1'])
+    assert set(medians) == {'(c) fitnet step', 'fitnet: distiller alone fwd+bwd', '(a) teacher forward',
+                            '(b) student step'}
+    assert all(value > 0 for value in medians.values())
+    assert medians['fitnet: distiller alone fwd+bwd'] < medians['(c) fitnet step']
