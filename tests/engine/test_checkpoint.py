@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from mmengine.config import Config
@@ -19,7 +20,10 @@ from run_helpers import load_tool, random_vit_teacher, tiny_config
 
 
 def train(config, work_dir, *extra):
-    load_tool('train').main([config, '--work-dir', str(work_dir), *extra])
+    # A run of its own name: two in-process runs of one config in the same second would otherwise share
+    # mmengine's logger (named config + timestamp) and log into the first run's file.
+    name = f'run_{time.time_ns()}'
+    load_tool('train').main([config, '--work-dir', str(work_dir), *extra, '--cfg-options', f'experiment_name={name}'])
 
 
 def log_text(work_dir):
