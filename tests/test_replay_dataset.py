@@ -80,6 +80,30 @@ def test_face_flip_only_pipeline_has_exactly_two_views():
         assert distinct == {tuple(face.flatten().tolist()), tuple(face.flip(-1).flatten().tolist())}
 
 
+def test_view_flip_makes_two_views_exactly_the_face_and_its_mirror():
+    """With ViewFlip and views=2 the cache is exact: view 0 is the face, view 1 its mirror image, every sample."""
+    pipeline = [dict(type='kdzoo.FaceResize', size=112, mode='pad'), dict(type='kdzoo.ViewFlip'),
+                dict(type='mmpretrain.PackInputs')]
+    replay = ReplayDataset(dict(type='kdzoo.ORLFaces', split='train', pipeline=pipeline, indices=6), views=2)
+    plain = ReplayDataset(dict(type='kdzoo.ORLFaces', split='train', pipeline=pipeline[::2], indices=6), views=1)
+    for index in range(len(replay)):
+        face = plain[index]['inputs']
+        assert torch.equal(replay[(index, 0)]['inputs'], face)
+        assert torch.equal(replay[(index, 1)]['inputs'], face.flip(-1))
+    replay.set_epoch(3)   # epoch 3 shows view 1 of every face
+    assert torch.equal(replay[0]['inputs'], plain[0]['inputs'].flip(-1))
+
+
+def test_view_flip_outside_a_replay_is_a_random_flip():
+    from kdzoo.datasets.face import ViewFlip
+    np.random.seed(0)
+    image = np.arange(12, dtype=np.uint8).reshape(2, 3, 2)
+    flips = [ViewFlip()(dict(img=image.copy()))['flip'] for _ in range(400)]
+    assert 150 < sum(flips) < 250   # p = 0.5
+    flipped = ViewFlip(prob=1.0)(dict(img=image.copy()))
+    assert np.array_equal(flipped['img'], image[:, ::-1])
+
+
 def test_bad_arguments_and_unpacked_items_are_named():
     with pytest.raises(ValueError, match='views must be an int >= 1'):
         mnist_replay(views=0)

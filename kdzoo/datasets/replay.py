@@ -12,6 +12,7 @@ persistent or not) read the value :meth:`ReplayDataset.set_epoch` wrote in the m
 the Runner's restored epoch), before the epoch's data iterator exists. An index may also be given as an
 explicit ``(index, view)`` pair, as ``tools/cache_teacher.py`` does.
 """
+import contextvars
 import copy
 import random
 
@@ -21,6 +22,8 @@ import torch
 from kdzoo.registry import DATASETS
 
 SEED_BITS = 2 ** 32
+# The view being drawn, for transforms that make views differ on purpose (ViewFlip); None outside a replay.
+CURRENT_VIEW = contextvars.ContextVar('kdzoo_replay_view', default=None)
 
 
 def view_seeds(seed, index, view):
@@ -98,8 +101,12 @@ class ReplayDataset:
         index, view = int(index), int(view)
         if not 0 <= view < self.views:
             raise IndexError(f"ReplayDataset: view {view} is outside 0..{self.views - 1}")
-        with seeded_rngs(self.seed, index, view):
-            data = self.dataset[index]
+        token = CURRENT_VIEW.set(view)
+        try:
+            with seeded_rngs(self.seed, index, view):
+                data = self.dataset[index]
+        finally:
+            CURRENT_VIEW.reset(token)
         samples = data.get('data_samples') if isinstance(data, dict) else None
         if samples is None or not hasattr(samples, 'set_metainfo'):
             raise TypeError("ReplayDataset: the wrapped dataset's items must be packed samples with a "
@@ -125,3 +132,8 @@ def find_replay_dataset(dataset):
             return dataset
         dataset, seen = getattr(dataset, 'dataset', None), seen + 1
     return None
+
+
+def current_view():
+    """The view ReplayDataset is drawing now, or None when no replay is under way."""
+    return CURRENT_VIEW.get()

@@ -3,7 +3,7 @@ set and 5-point alignment.
 
 Formats and conventions: face_recognition.md §1-4. Importing this package registers ``FaceRecordIODataset``,
 ``FaceImageFolder``, ``FaceVerificationBin``, ``IJBDataset`` and ``ORLFaces`` in ``kdzoo.registry.DATASETS`` and
-``FaceResize`` in ``kdzoo.registry.TRANSFORMS``.
+``FaceResize`` and ``ViewFlip`` in ``kdzoo.registry.TRANSFORMS``.
 """
 from .alignment import align_face, arcface_template, estimate_similarity
 from .datasets import FaceImageFolder, FaceRecordIODataset, FaceVerificationBin, ORLFaces
@@ -15,12 +15,12 @@ from .image_folder import IMAGE_EXTENSIONS, scan_identity_folders
 from .orl_split import ORL_ROOT, ORL_TEST_SUBJECTS, ORL_TRAIN_SUBJECTS, all_pairs, orl_subject_split
 from .recordio import (IRHeader, RecordIOCorruptError, RecordIOReader, RecordIOWriter, pack_record, read_property,
                        unpack_record, write_insightface_recordio, write_property)
-from .transforms import FaceResize
+from .transforms import FaceResize, ViewFlip
 from .verification_bin import (SafeUnpickler, UnsafePickleError, VerificationSet, load_verification_bin,
                                loads_verification_bin, write_verification_bin)
 
 __all__ = [
-    'FaceImageFolder', 'FaceRecordIODataset', 'FaceVerificationBin', 'ORLFaces', 'IJBDataset', 'FaceResize',
+    'FaceImageFolder', 'FaceRecordIODataset', 'FaceVerificationBin', 'ORLFaces', 'IJBDataset', 'FaceResize', 'ViewFlip',
     'RecordIOReader', 'RecordIOWriter', 'RecordIOCorruptError', 'IRHeader', 'pack_record', 'unpack_record',
     'write_insightface_recordio', 'read_property', 'write_property',
     'load_verification_bin', 'loads_verification_bin', 'write_verification_bin', 'SafeUnpickler',

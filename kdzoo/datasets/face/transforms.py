@@ -13,6 +13,7 @@ import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from kdzoo.datasets.replay import current_view
 from kdzoo.registry import TRANSFORMS
 
 FACE_RESIZE_MODES = ('pad', 'crop', 'stretch')
@@ -61,3 +62,28 @@ class FaceResize(BaseTransform):
     def __repr__(self):
         return (f'{type(self).__name__}(size=({self.height}, {self.width}), mode={self.mode!r}, '
                 f'pad_value={self.pad_value}, interpolation={self.interpolation!r})')
+
+
+@TRANSFORMS.register_module()
+class ViewFlip(BaseTransform):
+    """A horizontal flip that is a random flip in training and an exact view under a teacher cache.
+
+    Outside a :class:`~kdzoo.datasets.ReplayDataset` it flips with probability ``prob`` (like mmpretrain's
+    ``RandomFlip``). Under one it flips exactly when the view drawn is odd, so with ``views=2`` view 0 is the
+    face and view 1 its mirror image: the two distinct views of the flip-only face recipe, each cached once
+    (docs/teacher_cache.md). Epoch e shows view e mod 2, so each face alternates between the two.
+    """
+
+    def __init__(self, prob=0.5):
+        self.prob = prob
+
+    def transform(self, results):
+        view = current_view()
+        flip = view % 2 == 1 if view is not None else np.random.rand() < self.prob
+        if flip:
+            results['img'] = np.ascontiguousarray(results['img'][:, ::-1])
+        results['flip'] = bool(flip)
+        return results
+
+    def __repr__(self):
+        return f'{type(self).__name__}(prob={self.prob})'
