@@ -10,4 +10,6 @@ import warnings
 warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 from .utils import compat  # noqa: F401  (mmengine fixes for current torch; must run before any Runner)
+from .utils import moved
+moved.install()   # old import paths of moved modules (kdzoo/utils/moved.py)
 from . import models, distillers, adapters, datasets, evaluation, engine  # noqa: F401,E402
