@@ -12,4 +12,5 @@ warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformable
 from .utils import compat  # noqa: F401  (mmengine fixes for current torch; must run before any Runner)
 from .utils import moved
 moved.install()   # old import paths of moved modules (kdzoo/utils/moved.py)
-from . import models, distillers, adapters, datasets, evaluation, engine  # noqa: F401,E402
+from . import models, distillers, adapters, datasets, engine, methods  # noqa: F401,E402
+from . import face  # noqa: F401,E402  (the face-recognition vertical: registers its models, data, metrics, methods)

@@ -109,17 +109,18 @@ def build_model_or_explain(cfg, registry, default_args=None):
     return build_model_from_cfg(cfg, registry, default_args)
 
 
-MODELS = Registry('model', parent=MMENGINE_MODELS, scope='kdzoo', locations=['kdzoo.models'],
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='kdzoo', locations=['kdzoo.models', 'kdzoo.face'],
                   build_func=build_model_or_explain)
-DISTILLERS = Registry('distiller', scope='kdzoo', locations=['kdzoo.distillers'],
+DISTILLERS = Registry('distiller', scope='kdzoo', locations=['kdzoo.methods', 'kdzoo.face'],
                       build_func=build_or_explain)
-ADAPTERS = Registry('adapter', scope='kdzoo', locations=['kdzoo.adapters'],
+ADAPTERS = Registry('adapter', scope='kdzoo', locations=['kdzoo.methods', 'kdzoo.face'],
                     build_func=build_or_explain)
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='kdzoo', locations=['kdzoo.datasets'],
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='kdzoo', locations=['kdzoo.datasets', 'kdzoo.face'],
                     build_func=build_or_explain)
-TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='kdzoo', locations=['kdzoo.datasets'],
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='kdzoo',
+                      locations=['kdzoo.datasets', 'kdzoo.face'],
                       build_func=build_or_explain)
-METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='kdzoo', locations=['kdzoo.evaluation'],
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='kdzoo', locations=['kdzoo.face'],
                    build_func=build_or_explain)
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='kdzoo', locations=['kdzoo.engine'],
                  build_func=build_or_explain)

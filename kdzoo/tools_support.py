@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from kdzoo.datasets.face.custom_config import resolve_face_data
+from kdzoo.face.datasets.custom_config import resolve_face_data
 from kdzoo.engine.runner import KdzooRunner
 from kdzoo.utils.compat import (CONFIGS_DIR, KDZOO_PREFIX, init_cpu_distributed, kdzoo_config_path,
                                 needs_cpu_distributed)

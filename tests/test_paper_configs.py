@@ -462,7 +462,7 @@ def test_config_builds_and_runs(path):
         assert [d['type'] for d in own] == ['fitnet'] and len(own[0]['stages']) == 4
         # Every pair is CNN <-> token model (Swin counted as tokens, as in PAT): PAT's aligners, never the
         # CNN <-> CNN regressor (conv + BN + ReLU) that a Swin read as a map would get.
-        from kdzoo.distillers.fitnet import ConvRegressor
+        from kdzoo.methods.fitnet.distiller import ConvRegressor
         assert not any(isinstance(a, ConvRegressor) for a in model.distillers[indices[0]].aligners.values())
     if parsed and parsed[1].endswith('mobilenetv2'):   # stage 4 = conv_head + bn2, 1280 channels (docs/methods/conventions.md)
         assert model.student.kdzoo_stages[-1] == 'model.bn2'

@@ -95,7 +95,7 @@ def test_view_flip_makes_two_views_exactly_the_face_and_its_mirror():
 
 
 def test_view_flip_outside_a_replay_is_a_random_flip():
-    from kdzoo.datasets.face import ViewFlip
+    from kdzoo.face.datasets import ViewFlip
     np.random.seed(0)
     image = np.arange(12, dtype=np.uint8).reshape(2, 3, 2)
     flips = [ViewFlip()(dict(img=image.copy()))['flip'] for _ in range(400)]

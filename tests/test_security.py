@@ -166,7 +166,7 @@ def test_plain_mmengine_code_still_refuses_after_import_kdzoo(evil):
 
 
 def test_face_verification_bin_refuses_code(tmp_path):
-    from kdzoo.datasets.face.verification_bin import UnsafePickleError, load_verification_bin
+    from kdzoo.face.datasets.verification_bin import UnsafePickleError, load_verification_bin
     marker, path = tmp_path / 'CODE_RAN', tmp_path / 'lfw.bin'
     path.write_bytes(pickle.dumps(([OpensFile(marker), b'x'], [True]), protocol=2))
     with pytest.raises(UnsafePickleError, match=r'lfw\.bin: refusing to load global (builtins|io)\.open'):

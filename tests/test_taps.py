@@ -404,7 +404,7 @@ def test_cakd_on_attention_that_never_calls_sdpa_says_the_model_has_none():
 
 
 def test_cakd_final_tokens_skip_a_container_of_branch_norms():
-    from kdzoo.distillers.cakd import find_teacher_attention
+    from kdzoo.methods.cakd.distiller import find_teacher_attention
     crossvit = TimmClassifier('crossvit_tiny_240', num_classes=10)   # its `norm` is a ModuleList, one per branch
     geometry = find_teacher_attention(crossvit, 't')
     assert geometry.qkv_tap == 'qkv:model.blocks.2.blocks.1.3.attn'

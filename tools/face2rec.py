@@ -21,11 +21,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from kdzoo.datasets.face.image_codec import encode_image, read_image_file  # noqa: E402
-from kdzoo.datasets.face.image_folder import IMAGE_EXTENSIONS, scan_identity_folders  # noqa: E402
-from kdzoo.datasets.face.recordio import write_insightface_recordio, write_property  # noqa: E402
-from kdzoo.datasets.face.transforms import FACE_RESIZE_MODES, FaceResize  # noqa: E402
-from kdzoo.datasets.face.verification_bin import BIN_VARIANTS, write_verification_bin  # noqa: E402
+from kdzoo.face.datasets.image_codec import encode_image, read_image_file  # noqa: E402
+from kdzoo.face.datasets.image_folder import IMAGE_EXTENSIONS, scan_identity_folders  # noqa: E402
+from kdzoo.face.datasets.recordio import write_insightface_recordio, write_property  # noqa: E402
+from kdzoo.face.datasets.transforms import FACE_RESIZE_MODES, FaceResize  # noqa: E402
+from kdzoo.face.datasets.verification_bin import BIN_VARIANTS, write_verification_bin  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -18,7 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kdzoo.datasets.face import FaceRecordIODataset, image_codec  # noqa: E402
+from kdzoo.face.datasets import FaceRecordIODataset, image_codec  # noqa: E402
 
 
 def decode_with_strided_copy(buffer):

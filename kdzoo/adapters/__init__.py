@@ -1,6 +1,14 @@
-from .afp import AFP
-from .apt import APT
-from .base import BaseAdapter
-from .civt_tokens import CivTTokens
+"""The adapter interface. The adapters themselves live with their methods in :mod:`kdzoo.methods` (APT in
+:mod:`kdzoo.face.methods`); their classes are still reachable here for one release (CHANGELOG.md)."""
+from kdzoo.utils.moved import moved_attribute
 
-__all__ = ['AFP', 'APT', 'BaseAdapter', 'CivTTokens']
+from .base import BaseAdapter, SwitchablePrompts
+
+MOVED = {'AFP': 'kdzoo.methods', 'CivTTokens': 'kdzoo.methods', 'APT': 'kdzoo.face.methods'}
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name, MOVED)
+
+
+__all__ = ['BaseAdapter', 'SwitchablePrompts']

@@ -1,15 +1,16 @@
-from .base import BaseDistiller, shape_error
-from .cakd import CAKD
-from .civt import CivT
-from .dist import DIST
-from .dkd import DKD
-from .face_kd import FaceKD
-from .fitnet import FitNet
-from .fofa import FOFA
-from .kd import KD
-from .ofa import OFA
-from .rkd import RKD
-from .urfm import URFM
+"""The distiller interface. The methods themselves live in :mod:`kdzoo.methods` (face ones in
+:mod:`kdzoo.face.methods`); their classes are still reachable here for one release (CHANGELOG.md)."""
+from kdzoo.utils.moved import moved_attribute
 
-__all__ = ['BaseDistiller', 'CAKD', 'CivT', 'DIST', 'DKD', 'FaceKD', 'FitNet', 'FOFA', 'KD', 'OFA', 'RKD', 'URFM',
-           'shape_error']
+from .base import BaseDistiller, shape_error
+
+MOVED = {'CAKD': 'kdzoo.methods', 'CivT': 'kdzoo.methods', 'DIST': 'kdzoo.methods', 'DKD': 'kdzoo.methods',
+         'FitNet': 'kdzoo.methods', 'FOFA': 'kdzoo.methods', 'KD': 'kdzoo.methods', 'OFA': 'kdzoo.methods',
+         'RKD': 'kdzoo.methods', 'FaceKD': 'kdzoo.face.methods', 'URFM': 'kdzoo.face.methods'}
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name, MOVED)
+
+
+__all__ = ['BaseDistiller', 'shape_error']

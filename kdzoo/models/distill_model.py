@@ -14,7 +14,7 @@ from kdzoo.registry import ADAPTERS, DISTILLERS, MODELS
 from kdzoo.taps.feature import Feature, FeatureSpec
 from kdzoo.taps.recorder import TapRecorder
 from .builders import build_model
-from .face.heads import exclude_sharded_centres_from_ddp
+from kdzoo.face.models.heads import exclude_sharded_centres_from_ddp
 from .weights import load_weights
 
 NONFINITE_ACTIONS = ('raise', 'skip')
@@ -99,7 +99,7 @@ class DistillModel(BaseModel):
     includes the pass with the adapters' prompts off that FOFA and URFM's prompt anchor read
     (``reads_bare_teacher``), which runs frozen and so always in inference mode.
 
-    Partial FC: class centres sharded across ranks (:class:`~kdzoo.models.face.PartialFC` under
+    Partial FC: class centres sharded across ranks (:class:`~kdzoo.face.models.PartialFC` under
     torch.distributed) are excluded from DDP's synchronisation here, on the module that DDP wraps, so any
     wrapper (kdzoo's ``DistillDataParallel``, mmengine's, plain DDP) leaves each rank's shard alone.
     """

@@ -12,14 +12,26 @@ import sys
 import warnings
 
 # old module path -> new module path; a package maps every module below it the same way.
-MOVED_MODULES = {}
+MOVED_MODULES = {
+    **{f'kdzoo.distillers.{method}': f'kdzoo.methods.{method}.distiller'
+       for method in ('kd', 'dkd', 'dist', 'rkd', 'fitnet', 'ofa', 'cakd', 'fofa', 'civt')},
+    'kdzoo.distillers.urfm': 'kdzoo.face.methods.urfm.distiller',
+    'kdzoo.distillers.face_kd': 'kdzoo.face.methods.face_kd.distiller',
+    'kdzoo.adapters.afp': 'kdzoo.methods.fofa.adapter',
+    'kdzoo.adapters.civt_tokens': 'kdzoo.methods.civt.adapter',
+    'kdzoo.adapters.apt': 'kdzoo.face.methods.urfm.adapter',
+    'kdzoo.models.face': 'kdzoo.face.models',
+    'kdzoo.datasets.face': 'kdzoo.face.datasets',
+    'kdzoo.evaluation': 'kdzoo.face.evaluation',
+    'kdzoo.evaluation.face_verification': 'kdzoo.face.evaluation.verification',
+}
 
 
 def new_path(old_name):
-    """The new path of ``old_name`` (or of the moved package above it), or None if it did not move."""
-    for old, new in MOVED_MODULES.items():
+    """The new path of ``old_name`` (or of the moved package above it, the closest one), or None."""
+    for old in sorted(MOVED_MODULES, key=len, reverse=True):
         if old_name == old or old_name.startswith(old + '.'):
-            return new + old_name[len(old):]
+            return MOVED_MODULES[old] + old_name[len(old):]
     return None
 
 
@@ -54,3 +66,12 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
 def install():
     if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, MovedModuleFinder())
+
+
+def moved_attribute(package, name, moved):
+    """A package's ``__getattr__`` for names that moved elsewhere: ``moved`` maps a name to its new module."""
+    if name not in moved:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    warnings.warn(f"{package}.{name} moved to {moved[name]}.{name}; the old path goes in the next release "
+                  "(CHANGELOG.md)", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(moved[name]), name)

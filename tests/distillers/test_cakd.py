@@ -11,8 +11,8 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import Runner
 
-from kdzoo.distillers import CAKD
-from kdzoo.distillers.cakd import GroupWiseLinear, contiguous_groups, replace_with_teacher
+from kdzoo.methods import CAKD
+from kdzoo.methods.cakd.distiller import GroupWiseLinear, contiguous_groups, replace_with_teacher
 from kdzoo.engine.optim import DistillOptimWrapperConstructor
 from kdzoo.models import DistillModel, build_model
 from kdzoo.registry import TRANSFORMS

@@ -6,8 +6,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from kdzoo.adapters import CivTTokens
-from kdzoo.distillers.civt import civt_distillation_losses
+from kdzoo.methods import CivTTokens
+from kdzoo.methods.civt.distiller import civt_distillation_losses
 from kdzoo.models import DistillModel, build_model
 from kdzoo.taps import Feature, FeatureSpec, TapRecorder
 from run_helpers import QUICKSTART, random_weights, tiny_config

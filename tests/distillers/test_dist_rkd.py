@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from kdzoo.distillers import DIST, RKD
-from kdzoo.distillers.dist import dist_losses, inter_class_relation, intra_class_relation
-from kdzoo.distillers.rkd import rkd_losses
+from kdzoo.methods import DIST, RKD
+from kdzoo.methods.dist.distiller import dist_losses, inter_class_relation, intra_class_relation
+from kdzoo.methods.rkd.distiller import rkd_losses
 from kdzoo.registry import DISTILLERS
 from kdzoo.taps import Feature, FeatureSpec
 from tiny_models import TINY_CNN, TINY_VIT, check_gradient_routing

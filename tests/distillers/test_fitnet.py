@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdzoo.distillers import FitNet
-from kdzoo.distillers.fitnet import (ConvRegressor, PatchEmbedAligner, ResizeAligner, StudentSpaceToDepthAligner,
+from kdzoo.methods import FitNet
+from kdzoo.methods.fitnet.distiller import (ConvRegressor, PatchEmbedAligner, ResizeAligner, StudentSpaceToDepthAligner,
                                      TeacherSpaceToDepthAligner, TokenExpandAligner, TokenMergeAligner,
                                      UnpatchifyAligner)
 from kdzoo.taps import Feature, FeatureSpec

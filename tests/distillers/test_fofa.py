@@ -12,9 +12,9 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from kdzoo.adapters.afp import (AFPBlock, FeedbackAligner, StageInput, join_stage_input, split_stage_input,
+from kdzoo.methods.fofa.adapter import (AFPBlock, FeedbackAligner, StageInput, join_stage_input, split_stage_input,
                                 stage_input_of)
-from kdzoo.distillers.fofa import (MapStageProjector, TokenStageProjector, hcl_loss, sinusoidal_encoding,
+from kdzoo.methods.fofa.distiller import (MapStageProjector, TokenStageProjector, hcl_loss, sinusoidal_encoding,
                                    stage_as_map)
 from kdzoo.distillers.base import BARE_TEACHER_OUTPUT
 from kdzoo.models import DistillModel, build_model

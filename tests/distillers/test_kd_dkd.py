@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdzoo.distillers.dkd import dkd_loss
-from kdzoo.distillers.kd import kd_loss
+from kdzoo.methods.dkd.distiller import dkd_loss
+from kdzoo.methods.kd.distiller import kd_loss
 
 Z_S = np.array([[1.0, -0.5, 2.0, 0.3], [0.2, 0.1, -1.0, 1.5], [3.0, 0.0, 0.5, -2.0]])
 Z_T = np.array([[0.5, 0.0, 3.0, -1.0], [1.0, -0.3, 0.0, 2.5], [2.0, 1.0, -0.5, 0.0]])

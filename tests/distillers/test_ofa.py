@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import Block
 
-from kdzoo.distillers import OFA
-from kdzoo.distillers.ofa import ConvExit, SepConv, TokenExit, TokenPatchMerging, ofa_loss
+from kdzoo.methods import OFA
+from kdzoo.methods.ofa.distiller import ConvExit, SepConv, TokenExit, TokenPatchMerging, ofa_loss
 from kdzoo.taps import Feature, FeatureSpec
 from tiny_models import (DEIT_STUDENT_32 as DEIT_STUDENT, RESNET18 as RESNET,
                          VIT_TEACHER_32 as VIT_TEACHER, check_gradient_routing)

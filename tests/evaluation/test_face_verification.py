@@ -7,7 +7,7 @@ import pytest
 import torch
 from mmengine.structures import BaseDataElement
 
-from kdzoo.evaluation.face_verification import (ACCURACY_THRESHOLDS, FaceVerificationMetric,
+from kdzoo.face.evaluation.verification import (ACCURACY_THRESHOLDS, FaceVerificationMetric,
                                                 UndefinedMetricWarning, contiguous_folds, format_rate,
                                                 fuse_flip, kfold_accuracy, l2_normalize, roc_auc, roc_curve,
                                                 threshold_for_far, tpr_at_fpr, val_at_far, xnorm)

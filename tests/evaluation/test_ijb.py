@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdzoo.evaluation.face_verification import UndefinedMetricWarning, tpr_at_fpr
-from kdzoo.evaluation.ijb import (IJB_FARS, IJBMetric, all_test_modes, evaluate_ijb, evaluate_ijb_modes,
+from kdzoo.face.evaluation.verification import UndefinedMetricWarning, tpr_at_fpr
+from kdzoo.face.evaluation.ijb import (IJB_FARS, IJBMetric, all_test_modes, evaluate_ijb, evaluate_ijb_modes,
                                   format_ijb_table,
                                   ijb_tpr_at_far, image_to_template_features, mode_tag, prepare_image_features,
                                   verify_templates)

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from kdzoo.datasets.face import ORL_ROOT, write_property
-from kdzoo.datasets.face.custom_config import resolve_face_data
+from kdzoo.face.datasets import ORL_ROOT, write_property
+from kdzoo.face.datasets.custom_config import resolve_face_data
 from kdzoo.tools_support import load_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

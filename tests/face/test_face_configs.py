@@ -44,8 +44,8 @@ ORL_METRICS = ('orl/acc', 'orl/tpr@fpr=1e-2', 'orl/auc')
 def load(path):
     cfg = Config.fromfile(osp.join(ROOT, path))  # also imports the config's custom_imports
     if cfg.get('face_data'):  # configs/face/custom_*.py: num_classes='auto' comes from <data_root>/property
-        from kdzoo.datasets.face import write_property
-        from kdzoo.datasets.face.custom_config import resolve_face_data
+        from kdzoo.face.datasets import write_property
+        from kdzoo.face.datasets.custom_config import resolve_face_data
         with tempfile.TemporaryDirectory() as root:
             write_property(osp.join(root, 'property'), 5, 112, 112)
             cfg.face_data.data_root = root
@@ -73,8 +73,8 @@ def quick_random_init():
 
     patched = [(timm.layers, 'trunc_normal_'), (weight_init, 'trunc_normal_'), (swin, 'trunc_normal_'),
                (torch.nn.init, 'trunc_normal_')]
-    import kdzoo.models.face.face_swin as face_swin
-    import kdzoo.models.face.face_vit as face_vit
+    import kdzoo.face.models.face_swin as face_swin
+    import kdzoo.face.models.face_vit as face_vit
     patched += [(m, 'trunc_normal_') for m in (face_swin, face_vit) if hasattr(m, 'trunc_normal_')]
     saved = [(owner, name, getattr(owner, name)) for owner, name in patched if hasattr(owner, name)]
     try:
@@ -209,13 +209,13 @@ def test_ms1mv2_datasets_raise_the_documented_missing_data_error(tmp_path, monke
         assert f'MISSING {tmp_path}/faces_emore/{name}' in train_message
 
 
-@pytest.mark.filterwarnings('ignore::kdzoo.evaluation.face_verification.UndefinedMetricWarning')
+@pytest.mark.filterwarnings('ignore::kdzoo.face.evaluation.verification.UndefinedMetricWarning')
 def test_multi_set_loop_scores_each_verification_set(tmp_path):
     """The MS1MV2 config's validation (MultiSetValLoop, one prefixed FaceVerificationMetric per .bin) on two small
     .bin files: one result per set, with flip fusion."""
     from mmengine.runner import Runner
 
-    from kdzoo.datasets.face import encode_image, write_verification_bin
+    from kdzoo.face.datasets import encode_image, write_verification_bin
     rng = np.random.default_rng(0)
     sets = {'lfw': 4, 'agedb_30': 6}
     for name, pairs in sets.items():
@@ -349,8 +349,8 @@ def test_a_single_process_excludes_nothing():
 def test_face_kd_compares_identity_logits_of_the_two_heads():
     import torch.nn.functional as F
 
-    from kdzoo.distillers.face_kd import FaceKD  # noqa: F401  (registers face_kd)
-    from kdzoo.distillers.kd import kd_loss
+    from kdzoo.face.methods.face_kd.distiller import FaceKD  # noqa: F401  (registers face_kd)
+    from kdzoo.methods.kd.distiller import kd_loss
     head = dict(type='ArcFaceHead', num_classes=5, s=64.0, m=0.5)
     student = dict(type='FaceRecognizer', backbone=SMALL_MFN, head=head)
     teacher = dict(type='FaceRecognizer', backbone=TINY_EMBEDDER, head=dict(head, embed_dim=16))

@@ -12,13 +12,13 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader
 
-from kdzoo.datasets.face import (ORL_ROOT, ORL_TEST_SUBJECTS, ORL_TRAIN_SUBJECTS, FaceImageFolder,
+from kdzoo.face.datasets import (ORL_ROOT, ORL_TEST_SUBJECTS, ORL_TRAIN_SUBJECTS, FaceImageFolder,
                                  FaceRecordIODataset, FaceResize, FaceVerificationBin, ORLFaces, UnsafePickleError,
                                  encode_image, ijb_meta_paths, load_verification_bin, orl_subject_split,
                                  read_landmarks_and_scores, read_template_media_list, read_template_pair_list,
                                  write_insightface_recordio, write_property, write_verification_bin)
-from kdzoo.datasets.face import image_codec
-from kdzoo.datasets.face.recordio import RecordIOCorruptError
+from kdzoo.face.datasets import image_codec
+from kdzoo.face.datasets.recordio import RecordIOCorruptError
 from kdzoo.registry import DATASETS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

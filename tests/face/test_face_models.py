@@ -15,10 +15,10 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
-from kdzoo.models.face import (ArcFaceHead, CombinedMargin, CombinedMarginHead, CosFaceHead, FaceRecognizer,
+from kdzoo.face.models import (ArcFaceHead, CombinedMargin, CombinedMarginHead, CosFaceHead, FaceRecognizer,
                                FaceSwin, FaceViT, IResNet, MobileFaceNet, PartialFC,
                                exclude_sharded_centres_from_ddp)
-from kdzoo.models.face.heads import normalized_cosine, shard_range
+from kdzoo.face.models.heads import normalized_cosine, shard_range
 from kdzoo.registry import MODELS
 from kdzoo.taps.recorder import TapRecorder
 

@@ -1,4 +1,4 @@
-"""IJBDataset (kdzoo/datasets/face/ijb_dataset.py), 5-point alignment and the IJB-B/C test sets of the MS1MV2 configs.
+"""IJBDataset (kdzoo/face/datasets/ijb_dataset.py), 5-point alignment and the IJB-B/C test sets of the MS1MV2 configs.
 
 A tiny IJB release is written in tmp_path: 12 loose crops made from the embedded ORL faces (3 subjects x 4),
 each warped into a larger canvas by a known similarity so that its landmarks are the arcface template mapped by
@@ -15,12 +15,12 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import kdzoo  # noqa: F401  (registers everything)
-from kdzoo.datasets.face import (ORL_ROOT, ORL_TEST_SUBJECTS, IJBDataset, align_face, arcface_template,
+from kdzoo.face.datasets import (ORL_ROOT, ORL_TEST_SUBJECTS, IJBDataset, align_face, arcface_template,
                                  estimate_similarity, read_image_file)
-from kdzoo.datasets.face.ijb import IJB_LAYOUT
-from kdzoo.datasets.face.alignment import ARCFACE_TEMPLATE_112
-from kdzoo.evaluation.face_verification import format_rate
-from kdzoo.evaluation.ijb import IJB_FARS, evaluate_ijb
+from kdzoo.face.datasets.ijb import IJB_LAYOUT
+from kdzoo.face.datasets.alignment import ARCFACE_TEMPLATE_112
+from kdzoo.face.evaluation.verification import format_rate
+from kdzoo.face.evaluation.ijb import IJB_FARS, evaluate_ijb
 from kdzoo.models import DistillModel
 from kdzoo.registry import DATASETS
 from run_helpers import ROOT
@@ -241,7 +241,7 @@ def test_ijb_root_adds_ijbb_and_ijbc_test_sets(path, tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------- end to end
-@pytest.mark.filterwarnings('ignore::kdzoo.evaluation.face_verification.UndefinedMetricWarning')
+@pytest.mark.filterwarnings('ignore::kdzoo.face.evaluation.verification.UndefinedMetricWarning')
 def test_config_ijb_sets_run_through_the_multi_set_test_loop(tmp_path, monkeypatch):
     """The MS1MV2 config's IJB-B and IJB-C test sets (tiny releases) through MultiSetTestLoop with a tiny random
     face model: separate ijbb/ and ijbc/ results, equal to the protocol computed directly on the embeddings."""

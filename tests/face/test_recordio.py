@@ -1,4 +1,4 @@
-"""MXNet RecordIO reader/writer (kdzoo.datasets.face.recordio): layouts, labels, split records, corruption."""
+"""MXNet RecordIO reader/writer (kdzoo.face.datasets.recordio): layouts, labels, split records, corruption."""
 import logging
 import os
 import pickle
@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from kdzoo.datasets.face import image_codec, recordio
-from kdzoo.datasets.face.image_codec import encode_image
-from kdzoo.datasets.face.recordio import (MAGIC, RecordIOCorruptError, RecordIOReader, RecordIOWriter,
+from kdzoo.face.datasets import image_codec, recordio
+from kdzoo.face.datasets.image_codec import encode_image
+from kdzoo.face.datasets.recordio import (MAGIC, RecordIOCorruptError, RecordIOReader, RecordIOWriter,
                                           pack_record, read_property, split_into_chunks, unpack_record,
                                           write_insightface_recordio, write_property)
 

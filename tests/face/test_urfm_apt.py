@@ -13,11 +13,11 @@ import torch.nn as nn
 from mmpretrain.structures import DataSample
 from timm.models.swin_transformer import WindowAttention
 
-import kdzoo.models.face  # noqa: F401  (registers the face models)
-from kdzoo.adapters import APT
-from kdzoo.adapters.apt import PromptedWindowAttention
-from kdzoo.distillers import URFM
-from kdzoo.distillers.urfm import (ARCFACE_TEMPLATE_112, center_distances, irpe_piecewise_index, num_buckets,
+import kdzoo.face.models  # noqa: F401  (registers the face models)
+from kdzoo.face.methods import APT
+from kdzoo.face.methods.urfm.adapter import PromptedWindowAttention
+from kdzoo.face.methods import URFM
+from kdzoo.face.methods.urfm.distiller import (ARCFACE_TEMPLATE_112, center_distances, irpe_piecewise_index, num_buckets,
                                    prompt_anchor_loss)
 from kdzoo.models import DistillModel
 from kdzoo.registry import MODELS

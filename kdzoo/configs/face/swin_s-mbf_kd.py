@@ -1,6 +1,6 @@
 # MS1MV2: Swin-S face teacher -> MobileFaceNet student, KD (Hinton et al. 2015) on the margin heads' identity
 # logits: each model's normalised embedding against its own ArcFace head's normalised centres, times s = 64,
-# without the margin (face_kd, kdzoo/distillers/face_kd.py). A softmax over the 512 embedding dimensions would
+# without the margin (face_kd, kdzoo/face/methods/face_kd/distiller.py). A softmax over the 512 embedding dimensions would
 # have no meaning, so this is the face form of KD; it needs the teacher's ArcFace head in its checkpoint
 # (configs/face/_base_/swin_s-mbf.py). T = 4 (mdistiller's CIFAR-100 KD temperature, docs/methods/kd.md; no face
 # KD temperature is documented), KD and ArcFace weights 1.

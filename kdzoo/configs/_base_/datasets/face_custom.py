@@ -2,7 +2,7 @@
 # sets, both written by tools/face2rec.py from folders of photos (one sub-folder per person):
 #   <data_root>/train.rec, train.idx, property     training faces; property = "num_classes,112,112"
 #   <data_root>/pairs.bin                          verification pairs (held-out people), more sets beside it
-# Everything data-specific is in `face_data`, which kdzoo.datasets.face.custom_config.resolve_face_data expands
+# Everything data-specific is in `face_data`, which kdzoo.face.datasets.custom_config.resolve_face_data expands
 # after --cfg-options (tools/train.py, test.py, export.py): the training data_root; one validation/test loader
 # and one FaceVerificationMetric per set (the single dicts below are the template; each set's metrics are
 # prefixed by its name); save_best = '<first set>/<best_metric>'; and num_classes='auto' in the margin heads

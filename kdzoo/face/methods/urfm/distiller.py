@@ -6,7 +6,7 @@ code; every shape and constant not tagged [paper] below is [PROPOSED] by kdzoo.
 
 Inputs (docs/methods/urfm.md): the student's last conv map (tap ``stage4``: MobileFaceNet ``conv_sep`` / IResNet ``layer4``,
 512×7×7 → 49 tokens) and the teacher's last-stage tokens f^T = [x̂_K, p̂_K] (tap ``stage4``, plus the prompt
-outputs of that layer from the teacher's :class:`~kdzoo.adapters.APT` adapter, when it prompted) [paper].
+outputs of that layer from the teacher's :class:`~kdzoo.face.methods.APT` adapter, when it prompted) [paper].
 
 URFM (docs/methods/urfm.md) maps each side onto L learnable local centers with a cross-attention whose queries carry the
 facial positional encoding [paper]:
@@ -64,13 +64,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
-from kdzoo.adapters.apt import APT
-from kdzoo.datasets.face.alignment import ARCFACE_TEMPLATE_112
+from kdzoo.face.methods.urfm.adapter import APT
+from kdzoo.face.datasets.alignment import ARCFACE_TEMPLATE_112
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
 from kdzoo.utils.init import init_linear_layers
 from kdzoo.taps.recorder import resolve_tap, unwrap
-from .base import BARE_TEACHER_OUTPUT, BaseDistiller, shape_error
+from kdzoo.distillers.base import BARE_TEACHER_OUTPUT, BaseDistiller, shape_error
 
 LANDMARK_NAMES = ('left_eye', 'right_eye', 'nose', 'left_mouth', 'right_mouth')
 FACIAL_PES = ('none', 'euclidean', 'euclidean+saliency', 'euclidean+relative')

@@ -3,7 +3,7 @@
 Every item handed to the pipeline is a dict with ``img`` (H x W x 3 uint8 RGB numpy array; grey images have their
 channel replicated), ``gt_label`` (int), ``ori_shape`` / ``img_shape`` and ``sample_idx``, so
 ``dict(type='mmpretrain.PackInputs')`` packs it directly. Resizing to 112 x 112 is the pipeline's job, e.g.
-``dict(type='FaceResize', size=112)`` (``kdzoo.datasets.face.transforms``).
+``dict(type='FaceResize', size=112)`` (``kdzoo.face.datasets.transforms``).
 """
 import logging
 import os

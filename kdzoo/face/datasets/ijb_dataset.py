@@ -2,7 +2,7 @@
 
 Item ``i`` is row ``i`` of ``meta/<p>_face_tid_mid.txt``: its ``loose_crop`` image, decoded as RGB like every
 kdzoo face dataset, aligned to ``image_size`` x ``image_size`` with its five landmarks from
-``meta/<p>_name_5pts_score.txt`` (``kdzoo.datasets.face.alignment``). Images are read and aligned when an item
+``meta/<p>_name_5pts_score.txt`` (``kdzoo.face.datasets.alignment``). Images are read and aligned when an item
 is asked for, never in ``__init__`` (IJB-C lists 469,375 images).
 
 ``metainfo`` holds what ``IJBMetric`` needs, in image-list order: ``templates``, ``medias`` and

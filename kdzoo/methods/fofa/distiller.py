@@ -15,7 +15,7 @@ Student side — RAA, Region-Aware Attention (docs/methods/fofa.md):
    token axis, Linear(dim → D_t), BatchNorm1d over channels, Linear(M/4 → N_t) on the token axis; a map
    teacher (C_t × H_t × W_t) gets the g×g map nearest-upsampled to H_t × W_t, BatchNorm2d(dim) and a
    bias-free 1×1 conv dim → C_t. Patch-embed convs and projectors: Kaiming-normal convs, trunc-normal(0.02)
-   Linear (FitNet's :func:`~kdzoo.distillers.fitnet.init_connector_weights`).
+   Linear (FitNet's :func:`~kdzoo.methods.fitnet.distiller.init_connector_weights`).
 
 Feature loss (docs/methods/fofa.md): L_feat = Σ_k HCL(Â_s^k, F_t^k) with ReviewKD's hierarchical context loss (HCL): MSE at
 full resolution plus MSE of 4×4, 2×2, 1×1 average pools (levels smaller than the map only) weighted ½, ¼, ⅛
@@ -23,7 +23,7 @@ in the order they exist, divided by 1 + Σw. Token stages are compared as maps o
 removed. The teacher features come from the AFP-prompted teacher and are *not* detached (docs/methods/fofa.md), so the
 feature loss also trains the prompts.
 
-Teacher side — AFP (docs/methods/fofa.md): the :class:`~kdzoo.adapters.afp.AFP` adapter on the same teacher, found at bind
+Teacher side — AFP (docs/methods/fofa.md): the :class:`~kdzoo.methods.fofa.adapter.AFP` adapter on the same teacher, found at bind
 time. After computing its losses (in training mode) the distiller hands it Δ^k = aligned student − prompted
 teacher per stage, detached, for the next iteration.
 
@@ -55,14 +55,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from kdzoo.adapters.afp import AFP
+from kdzoo.methods.fofa.adapter import AFP
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
 from kdzoo.taps.feature import to_map, to_tokens
 from kdzoo.taps.recorder import unwrap
-from .base import BARE_TEACHER_OUTPUT, BaseDistiller, shape_error
-from .fitnet import LAYOUT_KINDS, init_connector_weights
-from .kd import kd_loss
+from kdzoo.distillers.base import BARE_TEACHER_OUTPUT, BaseDistiller, shape_error
+from kdzoo.methods.fitnet.distiller import LAYOUT_KINDS, init_connector_weights
+from kdzoo.methods.kd.distiller import kd_loss
 
 HCL_LEVELS = (4, 2, 1)
 REGULARISER_TEMPERATURE = 1.0

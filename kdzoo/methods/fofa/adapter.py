@@ -64,7 +64,7 @@ from kdzoo.taps.feature import to_map, to_tokens
 from kdzoo.taps.contract import contract_of
 from kdzoo.taps.recorder import TapTarget, declared_stages, infer_spec, resolve_tap, unwrap
 from kdzoo.taps.stages import traced_stage_inputs
-from .base import BaseAdapter, SwitchablePrompts
+from kdzoo.adapters.base import BaseAdapter, SwitchablePrompts
 
 SE_REDUCTION = 16
 PROMPT_GROUPS = 4

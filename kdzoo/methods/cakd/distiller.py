@@ -68,8 +68,8 @@ from torch.func import functional_call
 from kdzoo.registry import DISTILLERS
 from kdzoo.taps.contract import contract_of, is_container
 from kdzoo.taps.recorder import resolve_tap, unwrap
-from .base import BaseDistiller, shape_error
-from .fitnet import init_connector_weights
+from kdzoo.distillers.base import BaseDistiller, shape_error
+from kdzoo.methods.fitnet.distiller import init_connector_weights
 
 TERMS = ('attn', 'vv', 'gl', 'cls', 'logits', 'adv')
 PAPER_WEIGHTS = dict(attn=1.0, vv=1.0, gl=1.0, cls=0.0, logits=0.0, adv=1.0)

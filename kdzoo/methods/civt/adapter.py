@@ -5,7 +5,7 @@ The adapter turns a timm class-token ViT into a CivT student without touching it
 sequence becomes [CLS, CONV, INV, (register tokens), patch tokens], and after the final LayerNorm the CONV
 and INV tokens get their own heads (Linear D → K, trunc-normal 0.02, zero bias). The CLS token keeps the
 ViT's own head, so the student's output is still the CLS logits and DistillModel's CE is the λ0 term of
-Eq. 5; the :class:`~kdzoo.distillers.CivT` distiller supervises the two token heads.
+Eq. 5; the :class:`~kdzoo.methods.CivT` distiller supervises the two token heads.
 
 Hooks, all on the ViT (handles kept, removed by :meth:`CivTTokens.detach`):
 
@@ -51,7 +51,7 @@ from timm.models.vision_transformer import VisionTransformer
 from kdzoo.models.involution import Involution
 from kdzoo.registry import ADAPTERS
 from kdzoo.taps.contract import TapContract
-from .base import BaseAdapter
+from kdzoo.adapters.base import BaseAdapter
 
 STEMS = ('learnable', 'dual')
 INFERENCE_MODES = ('cls', 'average')

@@ -45,8 +45,8 @@ from timm.models.vision_transformer import Block
 
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
-from .base import BaseDistiller, shape_error
-from .fitnet import init_connector_weights
+from kdzoo.distillers.base import BaseDistiller, shape_error
+from kdzoo.methods.fitnet.distiller import init_connector_weights
 
 FAMILIES = ('cnn', 'token')
 LAST_STAGE = 4

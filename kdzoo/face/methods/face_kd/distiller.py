@@ -14,11 +14,11 @@ checkpoint must hold its head (a kdzoo-trained teacher does; an arcface_torch ``
 The student's centres receive this gradient too. Under torch.distributed a sharded Partial FC head holds only
 part of the centres; this distiller refuses it (use ``ArcFaceHead`` or Partial FC on one process).
 """
-from kdzoo.models.face.heads import PartialFC, normalized_cosine
+from kdzoo.face.models.heads import PartialFC, normalized_cosine
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import positive
-from .base import BaseDistiller
-from .kd import kd_loss
+from kdzoo.distillers.base import BaseDistiller
+from kdzoo.methods.kd.distiller import kd_loss
 
 
 def margin_head(model, role):

@@ -21,7 +21,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from kdzoo.evaluation.face_verification import (auc_from_counts, embedding_result, format_rate, l2_normalize,
+from kdzoo.face.evaluation.verification import (auc_from_counts, embedding_result, format_rate, l2_normalize,
                                                 roc_counts, stack_results_by_index, tpr_from_counts)
 from kdzoo.registry import METRICS
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import positive
-from .base import BaseDistiller
+from kdzoo.distillers.base import BaseDistiller
 
 
 def kd_loss(student_logits, teacher_logits, temperature):

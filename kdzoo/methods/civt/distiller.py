@@ -5,7 +5,7 @@
 
 z_t1 are the CNN teacher's logits (``conv_teacher``), z_t2 the involution teacher's (``inv_teacher``);
 z_cls, z_conv and z_inv are the student's CLS, CONV and INV heads. The student is a class-token ViT with a
-:class:`~kdzoo.adapters.CivTTokens` adapter, which adds the CONV/INV tokens and heads; its output stays the
+:class:`~kdzoo.methods.CivTTokens` adapter, which adds the CONV/INV tokens and heads; its output stays the
 CLS logits, so the λ0 term is DistillModel's task loss (``task_loss_weight``, with ``label_smoothing=0.1``
 in the code's recipe when mixup is off). This distiller returns the two KD terms, ``loss_civt_conv`` and
 ``loss_civt_inv``, each also scaled by ``loss_weight`` and the schedule.
@@ -18,11 +18,11 @@ over the batch). Defaults λ1 = λ2 = 1, τ1 = τ2 = 1 (paper and code).
 The distiller reads the ``logits`` of both teachers and the student's final-norm tokens (the tap
 ``CivTTokens.final_norm_path``), to which it applies the adapter's heads; it has no parameters of its own.
 """
-from kdzoo.adapters.civt_tokens import TOKENS, CivTTokens, find_class_token_vit
+from kdzoo.methods.civt.adapter import TOKENS, CivTTokens, find_class_token_vit
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
-from .base import BaseDistiller
-from .kd import kd_loss
+from kdzoo.distillers.base import BaseDistiller
+from kdzoo.methods.kd.distiller import kd_loss
 
 
 def civt_distillation_losses(token_logits, teacher_logits, weights, temperatures):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
-from .base import BaseDistiller
+from kdzoo.distillers.base import BaseDistiller
 
 MASK_MAGNITUDE = 1000.0
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
-from .base import BaseDistiller
+from kdzoo.distillers.base import BaseDistiller
 
 PEARSON_EPS = 1e-8
 

@@ -54,7 +54,7 @@ from timm.models.vision_transformer import Block as VitBlock
 
 from kdzoo.registry import ADAPTERS
 from kdzoo.taps.recorder import unwrap
-from .base import BaseAdapter, SwitchablePrompts
+from kdzoo.adapters.base import BaseAdapter, SwitchablePrompts
 
 PROMPT_INITS = ('vpt', 'trunc_normal')
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
-from .base import BaseDistiller, shape_error
+from kdzoo.distillers.base import BaseDistiller, shape_error
 
 DISTANCE_EPS = 1e-12
 

@@ -42,7 +42,7 @@ from timm.layers import trunc_normal_
 
 from kdzoo.registry import DISTILLERS
 from kdzoo.taps.feature import space_to_depth_tokens, to_map, to_tokens
-from .base import BaseDistiller, shape_error
+from kdzoo.distillers.base import BaseDistiller, shape_error
 
 LAYOUT_KINDS = ('map', 'tokens')
 

@@ -1,1 +1,0 @@
-from . import face_verification, ijb  # noqa: F401

@@ -1,0 +1,4 @@
+"""FitNet, Romero et al. 2015 (docs/methods/fitnet.md)."""
+from .distiller import FitNet
+
+__all__ = ['FitNet']
