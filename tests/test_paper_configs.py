@@ -33,6 +33,8 @@ import os.path as osp
 import re
 
 import numpy as np
+import pickle
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -502,3 +504,7 @@ def test_teacher_conversion_script_from_configs_readme(tmp_path, monkeypatch):
         teacher = build_teacher(teacher_cfg)
     loaded = teacher.model.state_dict()
     assert all(torch.equal(loaded[key], value) for key, value in reference.items())
+    import datetime   # anything beyond tensors, containers and the args is refused, naming what it asked for
+    torch.save({'state_dict': old_layout, 'saved': datetime.date(2023, 1, 1)}, source)
+    with pytest.raises(pickle.UnpicklingError, match='datetime'):
+        runpy.run_path(str(script), run_name='__main__')
