@@ -30,11 +30,10 @@ import json
 import math
 import os
 import os.path as osp
+import pickle
 import re
 
 import numpy as np
-import pickle
-
 import pytest
 import torch
 from mmengine.config import Config
