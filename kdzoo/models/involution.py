@@ -29,6 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 from kdzoo.registry import MODELS
 from kdzoo.taps.contract import TapContract
+from kdzoo.utils.init import init_conv_layers
 
 __all__ = ['Involution', 'InvolutionBottleneck', 'RedNet', 'checkpoint_filter_fn',
            'rednet26', 'rednet38', 'rednet50', 'rednet101', 'rednet152']
@@ -200,14 +201,7 @@ class RedNet(nn.Module):
         self.set_grad_checkpointing(grad_checkpointing)
 
     def init_weights(self, zero_init_last=True):
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_layers(self)
         if zero_init_last:
             for m in self.modules():
                 if isinstance(m, InvolutionBottleneck):

@@ -14,6 +14,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .int_table import read_int_table
 from .missing_data import missing_data_error
 
 IJB_TARGETS = ('IJBB', 'IJBC')
@@ -62,15 +63,7 @@ def read_template_media_list(path):
 
 def read_template_pair_list(path):
     """``TemplatePairs(template1, template2, labels)``, int64 arrays; parsed by numpy's C reader (15M lines)."""
-    if os.path.getsize(path) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return TemplatePairs(empty, empty.copy(), empty.copy())
-    try:
-        table = np.loadtxt(path, dtype=np.int64, ndmin=2)
-    except ValueError as error:
-        raise ValueError(f'{path}: expected "template_1 template_2 label" integer lines: {error}') from None
-    if table.shape[1] != 3:
-        raise ValueError(f'{path}: expected 3 columns, found {table.shape[1]}')
+    table = read_int_table(path, ('template_1', 'template_2', 'label'))
     return TemplatePairs(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy())
 
 

@@ -28,6 +28,7 @@ from collections import namedtuple
 import numpy as np
 
 from .image_codec import ImageDecodeError, decode_image
+from .int_table import read_int_table
 
 logger = logging.getLogger(__name__)
 
@@ -130,14 +131,7 @@ class RecordIndex:
     @classmethod
     def from_idx_file(cls, idx_path):
         """Parse a ``.idx`` file of ``key<TAB>offset`` lines."""
-        if os.path.getsize(idx_path) == 0:
-            return cls([], [], idx_path)
-        try:
-            table = np.loadtxt(idx_path, dtype=np.int64, ndmin=2)
-        except ValueError as error:
-            raise ValueError(f'{idx_path}: not a RecordIO index of "key<TAB>offset" lines: {error}') from None
-        if table.shape[1] != 2:
-            raise ValueError(f'{idx_path}: expected 2 columns (key, offset) per line, found {table.shape[1]}')
+        table = read_int_table(idx_path, ('key', 'offset'))
         return cls(table[:, 0], table[:, 1], idx_path)
 
     @classmethod

@@ -18,6 +18,7 @@ from torch import nn
 
 from kdzoo.registry import MODELS
 from kdzoo.taps.contract import TapContract
+from kdzoo.utils.init import init_conv_layers
 
 __all__ = ['ConvBlock', 'LinearBlock', 'DepthWise', 'Residual', 'GDC', 'MobileFaceNet',
            'mobilefacenet', 'mbf', 'mbf_large']
@@ -168,14 +169,7 @@ class MobileFaceNet(nn.Module):
 
     def init_weights(self) -> None:
         """arcface_torch's init: Kaiming-normal (fan_out) convs and linears, BN (1, 0)."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_layers(self, kaiming_types=(nn.Conv2d, nn.Linear))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
