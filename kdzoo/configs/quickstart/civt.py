@@ -5,17 +5,13 @@
 # by tools/train.py when their checkpoints do not exist yet (cnn_teacher.py, rednet_teacher.py; all three
 # model dicts come from _models.py). Variants: adapters=[dict(type='civt_tokens', stem='dual',
 # inference='average')] for the official code's stems and averaged heads.
-_base_ = ['../_base_/datasets/mnist.py', '../_base_/schedules/quickstart.py', '../_base_/default_runtime.py',
-          './_models.py']
+_base_ = ['./_mnist.py']
 model = dict(
-    type='DistillModel',
     student={{_base_.vit_student}},
     teachers=dict(cnn=dict(model={{_base_.cnn_teacher}}, checkpoint={{_base_.checkpoints.cnn}}),
                   rednet=dict(model={{_base_.rednet_teacher}}, checkpoint={{_base_.checkpoints.rednet}})),
     adapters=[dict(type='civt_tokens')],
     distillers=[dict(type='civt', conv_teacher='cnn', inv_teacher='rednet')],
-    input_size={{_base_.input_size}},
-    data_preprocessor={{_base_.data_preprocessor}},
 )
 teacher_configs = dict(cnn={{_base_.teacher_config_files.cnn}}, rednet={{_base_.teacher_config_files.rednet}})
 custom_hooks = [dict(type='TeacherEvalHook')]

@@ -2,9 +2,7 @@
 # the embedded MNIST split. configs/quickstart/civt.py runs this first when
 # work_dirs/quickstart/rednet_teacher.safetensors does not exist. RedNet-26 is the smallest RedNet and
 # ~10x slower per step than the CNN teacher on a CPU (unfold-based involution), hence one epoch.
-_base_ = ['../_base_/datasets/mnist.py', '../_base_/schedules/quickstart.py', '../_base_/default_runtime.py',
-          './_models.py']
+_base_ = ['./_mnist.py']
 max_epochs = 1
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-model = dict(type='DistillModel', student={{_base_.rednet_teacher}}, input_size={{_base_.input_size}},
-             data_preprocessor={{_base_.data_preprocessor}})
+model = dict(student={{_base_.rednet_teacher}})
