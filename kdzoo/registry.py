@@ -1,7 +1,8 @@
-"""kdzoo's registries in the ``kdzoo`` scope: children of mmengine's, plus two of its own.
+"""kdzoo's registries in the ``kdzoo`` scope: children of mmengine's, plus four of its own.
 
 mmengine has no registry for distillers or adapters (and allows one child per scope under its MODELS),
-so ``DISTILLERS`` and ``ADAPTERS`` are root registries of the ``kdzoo`` scope.
+so ``DISTILLERS``, ``ADAPTERS``, ``TASKS`` (:mod:`kdzoo.tasks`) and ``CONFIG_RESOLVERS`` are root registries of
+the ``kdzoo`` scope.
 
 Every registry builds through :func:`build_or_explain`, so an unknown ``type`` fails with the names that
 are registered and the closest matches, instead of mmengine's bare "not in the registry".
@@ -122,6 +123,10 @@ TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='kdzoo',
                       build_func=build_or_explain)
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='kdzoo', locations=['kdzoo.face'],
                    build_func=build_or_explain)
+TASKS = Registry('task', scope='kdzoo', locations=['kdzoo.tasks', 'kdzoo.face'], build_func=build_or_explain)
+# Functions ``cfg -> cfg`` that kdzoo.tools_support.load_config applies to every config after --cfg-options
+# (a vertical's own config keys, e.g. the face configs' ``face_data``), in registration order.
+CONFIG_RESOLVERS = Registry('config_resolver', scope='kdzoo', locations=['kdzoo.face'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='kdzoo', locations=['kdzoo.engine'],
                  build_func=build_or_explain)
 

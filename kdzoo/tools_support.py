@@ -12,7 +12,6 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from kdzoo.face.datasets.custom_config import resolve_face_data
 from kdzoo.engine.runner import KdzooRunner
 from kdzoo.utils.compat import (CONFIGS_DIR, KDZOO_PREFIX, init_cpu_distributed, kdzoo_config_path,
                                 needs_cpu_distributed)
@@ -51,8 +50,19 @@ def load_config(path, options=None):
         check_option_keys(cfg, options)
         cfg.merge_from_dict(options)
     import_custom_modules(cfg, path)
-    cfg = resolve_face_data(cfg)  # a custom face config's face_data entry, after the options (custom_config.py)
+    cfg = apply_config_resolvers(cfg)
     return resolve_shipped_paths(cfg)
+
+
+def apply_config_resolvers(cfg):
+    """Run every registered config resolver on ``cfg``, after the options (so every tool, and a teacher
+    trained first, sees the result): a vertical expands its own top-level keys there, e.g. the face configs'
+    ``face_data`` (kdzoo/face/datasets/custom_config.py)."""
+    from kdzoo.registry import CONFIG_RESOLVERS
+    CONFIG_RESOLVERS.import_from_location()
+    for resolve in CONFIG_RESOLVERS.module_dict.values():
+        cfg = resolve(cfg)
+    return cfg
 
 
 def resolve_shipped_paths(cfg):

@@ -4,17 +4,17 @@ from contextlib import ExitStack, nullcontext
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapperDict
 
 from kdzoo.distillers.base import BARE_TEACHER_OUTPUT
-from kdzoo.registry import ADAPTERS, DISTILLERS, MODELS
+from kdzoo.registry import ADAPTERS, DISTILLERS, MODELS, TASKS, accepted_arguments
 from kdzoo.taps.feature import Feature, FeatureSpec
 from kdzoo.taps.recorder import TapRecorder
+from kdzoo.tasks import BaseTask, stack_labels  # noqa: F401  (stack_labels: re-exported for tools)
 from .builders import build_model
-from kdzoo.face.models.heads import exclude_sharded_centres_from_ddp
 from .weights import load_weights
 
 NONFINITE_ACTIONS = ('raise', 'skip')
@@ -25,15 +25,6 @@ def as_float32(features, copy):
     """``{model: {tap: Feature}}`` with every tensor in float32 (a copy when ``copy``)."""
     return {name: {tap: Feature(f.data.to(torch.float32, copy=copy), f.spec) for tap, f in taps.items()}
             for name, taps in features.items()}
-
-
-def stack_labels(data_samples):
-    """Hard labels (B,) and, when the batch was mixed (mixup/cutmix), soft labels (B, K)."""
-    hard = torch.cat([sample.gt_label for sample in data_samples])
-    if 'gt_score' in data_samples[0]:
-        soft = torch.stack([sample.gt_score for sample in data_samples])
-        return soft.argmax(1), soft
-    return hard, None
 
 
 def build_at(path, build, cfg):
@@ -47,6 +38,33 @@ def build_at(path, build, cfg):
 
 def build_component(registry):
     return lambda cfg: registry.build(cfg) if isinstance(cfg, dict) else cfg
+
+
+def build_task(task, student, **options):
+    """The task (:class:`~kdzoo.tasks.BaseTask`) from a registered name, a config dict or an instance; None
+    takes the name the student declares (``kdzoo_task``), ``'classification'`` when it declares none.
+
+    ``options`` that are not None (DistillModel's ``label_smoothing``, ``flip_test``) go to the task, which
+    must take them: an option the task has no use for is refused, naming the task and what it takes.
+    """
+    options = {key: value for key, value in options.items() if value is not None}
+    if isinstance(task, BaseTask):
+        if options:
+            raise TypeError(f"{sorted(options)} were given beside a built task {task!r}; set them on the task")
+        return task
+    if task is None:
+        task = getattr(student, 'kdzoo_task', 'classification')
+    cfg = dict(type=task) if isinstance(task, str) else dict(task)
+    task_class = TASKS.get(cfg.get('type')) if isinstance(cfg.get('type'), str) else cfg.get('type')
+    accepted = accepted_arguments(task_class) if task_class is not None else None
+    for key, value in options.items():
+        if accepted is not None and key not in accepted:
+            raise TypeError(f"model.{key}={value!r} has no meaning for the task {cfg['type']!r} "
+                            f"({task_class.__name__}, which takes {accepted or 'no options'}); remove model.{key}")
+        if key in cfg and cfg[key] != value:
+            raise ValueError(f"model.{key}={value!r} and model.task.{key}={cfg[key]!r} differ; set only one")
+        cfg[key] = value
+    return TASKS.build(cfg)
 
 
 def build_teacher(cfg):
@@ -66,22 +84,20 @@ class DistillModel(BaseModel):
     """Student + teachers + adapters + distillers, trained through mmengine's Runner.
 
     Args:
-        student: model config (or module) whose forward maps images to logits. A student with a
-            ``task_loss(output, labels)`` method (face recognisers) supplies its own task loss.
+        student: model config (or module); what its forward returns is its task's business (``task``).
         teachers: ``{name: dict(model=<model config>, checkpoint=<path>)}`` (or a bare model config that
             may carry ``checkpoint``). Checkpoints are state dicts, mmengine checkpoints or safetensors,
             loaded with ``weights_only=True``. Teachers are frozen and stay in eval mode.
         distillers: distiller configs (see :class:`~kdzoo.distillers.BaseDistiller`).
         adapters: adapter configs (see :class:`~kdzoo.adapters.BaseAdapter`).
         input_size: (C, H, W) used to probe tap shapes at build time.
-        task_loss_weight: weight of the student's task loss (CE by default); 0 disables it.
-        label_smoothing: for the default CE task loss.
+        task_loss_weight: weight of the student's task loss (the task's loss); 0 disables it.
+        label_smoothing: passed to the task (classification's cross-entropy); refused by a task without it.
         on_nonfinite: ``'raise'`` stops the run when a loss is NaN/inf, naming the term and iteration,
             before the update (so no corrupted checkpoint is written); ``'skip'`` skips that update and puts
             back the buffers (BatchNorm running statistics) that the failed forward changed.
-        flip_test: for models that offer ``embed_with_flip`` (face recognisers), prediction also embeds the
-            horizontally flipped images and hands both to ``predict_samples`` (``pred_embedding_flip``), as
-            the verification protocol requires (docs/face_recognition.md); False embeds the images only.
+        flip_test: passed to the task (face recognition's prediction also embeds the flipped faces when True,
+            its default; docs/face_recognition.md); refused by a task without it.
         teacher_precision: ``'fp32'`` (default), ``'bf16'`` or ``'fp16'``: the teachers' forward runs under
             ``torch.autocast`` in that dtype (bf16 suits CPUs with AVX512-BF16/AMX and recent GPUs); their
             tapped features are handed to the distillers in float32.
@@ -91,6 +107,11 @@ class DistillModel(BaseModel):
             tapped outputs per (sample, view) from a cache on disk, running them only for missing entries
             (:class:`~kdzoo.engine.teacher_cache.TeacherCache`, docs/teacher_cache.md). The build fails for
             methods whose teacher side trains or that read more than the cached taps.
+        task: what the student is trained and evaluated for (:class:`~kdzoo.tasks.BaseTask`): a name in
+            ``kdzoo.registry.TASKS`` (``'classification'``, ``'face_recognition'``), a config dict or a task;
+            None takes the student's ``kdzoo_task`` (face recognisers declare ``'face_recognition'``), else
+            ``'classification'``. The task gives the labels, the task loss and the predictions (of the
+            student, or of a teacher for evaluation hooks) (docs/adding_a_task.md).
 
     Teacher fast path: unless a teacher adapter trains (APT, AFP), the teachers run under
     ``torch.inference_mode()`` and only their tapped features are copied out of it, so no autograd state
@@ -99,29 +120,29 @@ class DistillModel(BaseModel):
     includes the pass with the adapters' prompts off that FOFA and URFM's prompt anchor read
     (``reads_bare_teacher``), which runs frozen and so always in inference mode.
 
-    Partial FC: class centres sharded across ranks (:class:`~kdzoo.face.models.PartialFC` under
-    torch.distributed) are excluded from DDP's synchronisation here, on the module that DDP wraps, so any
-    wrapper (kdzoo's ``DistillDataParallel``, mmengine's, plain DDP) leaves each rank's shard alone.
+    Parameters that differ by rank on purpose (the task's ``ddp_ignored_parameters``, e.g. face recognition's
+    class centres sharded by Partial FC) are excluded from DDP's synchronisation here, on the module that DDP
+    wraps, so any wrapper (kdzoo's ``DistillDataParallel``, mmengine's, plain DDP) leaves them alone.
     """
 
     def __init__(self, student, teachers=None, distillers=(), adapters=(), input_size=(3, 224, 224),
-                 task_loss_weight=1.0, label_smoothing=0.0, on_nonfinite='raise', flip_test=True,
-                 teacher_precision='fp32', teacher_channels_last=False, teacher_cache=None, data_preprocessor=None,
-                 init_cfg=None):
+                 task_loss_weight=1.0, label_smoothing=None, on_nonfinite='raise', flip_test=None,
+                 teacher_precision='fp32', teacher_channels_last=False, teacher_cache=None, task=None,
+                 data_preprocessor=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type='mmpretrain.ClsDataPreprocessor'),
                          init_cfg=init_cfg)
         if on_nonfinite not in NONFINITE_ACTIONS:
             raise ValueError(f"on_nonfinite must be one of {NONFINITE_ACTIONS}, got {on_nonfinite!r}")
         self.input_size = tuple(input_size)
         self.task_loss_weight = task_loss_weight
-        self.label_smoothing = label_smoothing
         self.on_nonfinite = on_nonfinite
-        self.flip_test = flip_test
         if teacher_precision not in TEACHER_PRECISIONS:
             raise ValueError(f"teacher_precision must be one of {list(TEACHER_PRECISIONS)}, got {teacher_precision!r}")
         self.teacher_dtype = TEACHER_PRECISIONS[teacher_precision]
         self.teacher_channels_last = teacher_channels_last
         self.student = build_at('model.student', build_model, student)
+        self.task = build_at('model.task', lambda cfg: build_task(cfg, self.student, label_smoothing=label_smoothing,
+                                                                  flip_test=flip_test), task)
         self.teachers = nn.ModuleDict({name: build_at(f'model.teachers.{name}', build_teacher, cfg)
                                        for name, cfg in (teachers or {}).items()})
         self.adapters = nn.ModuleList([build_at(f'model.adapters[{i}]', build_component(ADAPTERS), cfg)
@@ -134,7 +155,9 @@ class DistillModel(BaseModel):
         self.recorders = self._build_recorders()
         self._check_bare_teacher_adapters()
         self.teacher_cache = self._build_teacher_cache(teacher_cache, teachers, data_preprocessor)
-        self.ddp_ignored_parameters = exclude_sharded_centres_from_ddp(self)
+        self.ddp_ignored_parameters = self.task.ddp_ignored_parameters(self)
+        if self.ddp_ignored_parameters:
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, self.ddp_ignored_parameters)
 
     # ---------------------------------------------------------------- build
     def named_models(self):
@@ -165,7 +188,7 @@ class DistillModel(BaseModel):
         specs = {name: rec.probe(self.input_size) for name, rec in recorders.items()}
         for distiller in self.distillers:
             distiller.check_matching_taps(specs)
-            distiller.build(specs.get('student', {}), specs.get(distiller.teacher, {}))
+            distiller.build(specs.get('student', {}), distiller.by_role(specs))
         return recorders
 
     def _build_teacher_cache(self, cfg, teacher_configs, preprocessor_config):
@@ -179,9 +202,9 @@ class DistillModel(BaseModel):
         """A distiller that reads a teacher without prompts needs every adapter on it to switch them off."""
         for distiller in self.distillers:
             for adapter in self.adapters:
-                if distiller.reads_bare_teacher and adapter.target == distiller.teacher \
+                if distiller.reads_bare_teacher and adapter.target in distiller.teacher_names() \
                         and not hasattr(adapter, 'prompts_disabled'):
-                    raise TypeError(f"{type(distiller).__name__} reads teacher {distiller.teacher!r} without its "
+                    raise TypeError(f"{type(distiller).__name__} reads teacher {adapter.target!r} without its "
                                     f"adapters, but {type(adapter).__name__} has no prompts_disabled() context "
                                     "to turn it off; give the adapter one or attach it to another model")
 
@@ -246,7 +269,7 @@ class DistillModel(BaseModel):
 
     def _run_bare_teachers(self, inputs):
         """{teacher: Feature of its output} with its adapters' prompts off, for the distillers that read it."""
-        names = list(dict.fromkeys(d.teacher for d in self.distillers if d.reads_bare_teacher))
+        names = list(dict.fromkeys(name for d in self.distillers if d.reads_bare_teacher for name in d.teacher_names()))
         if not names:
             return {}
         inputs, autocast = self.teacher_pass(inputs)
@@ -260,17 +283,14 @@ class DistillModel(BaseModel):
                 for name, output in outputs.items()}
 
     def task_loss(self, output, labels, soft_labels):
+        """The task's loss of the student's ``output``, times ``task_loss_weight`` (nothing when that is 0)."""
         if not self.task_loss_weight:
             return {}
-        if hasattr(self.student, 'task_loss'):  # a face recogniser's margin-softmax loss (hard labels)
-            return {name: loss * self.task_loss_weight
-                    for name, loss in self.student.task_loss(output, labels).items()}
-        target = soft_labels if soft_labels is not None else labels
-        ce = F.cross_entropy(output, target, label_smoothing=self.label_smoothing)
-        return {'loss_cls': ce * self.task_loss_weight}
+        return {name: loss * self.task_loss_weight
+                for name, loss in self.task.loss(self.student, output, labels, soft_labels).items()}
 
     def loss(self, inputs, data_samples):
-        labels, soft_labels = stack_labels(data_samples)
+        labels, soft_labels = self.task.targets(data_samples)
         teacher_features = (self.teacher_cache.features(inputs, data_samples) if self.teacher_cache is not None
                             else self.run_teachers(inputs))
         output, student_features = self._record('student', self.student, inputs)
@@ -283,19 +303,8 @@ class DistillModel(BaseModel):
         return losses
 
     def predict(self, inputs, data_samples=None, model_name='student'):
-        """Predictions of the student (or, for evaluation hooks, of a named teacher)."""
-        model = self.named_models()[model_name]
-        if hasattr(model, 'predict_samples'):  # face recognisers: embeddings (and flipped ones) for the metrics
-            if self.flip_test and hasattr(model, 'embed_with_flip'):
-                output, flipped = model.embed_with_flip(inputs)
-                return model.predict_samples(output, data_samples, flip_embeddings=flipped)
-            return model.predict_samples(model(inputs), data_samples)
-        output = model(inputs)
-        from mmpretrain.structures import DataSample
-        data_samples = data_samples or [DataSample() for _ in range(output.shape[0])]
-        for sample, score in zip(data_samples, output.softmax(1)):
-            sample.set_pred_score(score).set_pred_label(score.argmax().unsqueeze(0))
-        return data_samples
+        """The task's predictions of the student (or, for evaluation hooks, of a named teacher)."""
+        return self.task.predict(self.named_models()[model_name], inputs, data_samples)
 
     # ---------------------------------------------------------------- training step
     def train_step(self, data, optim_wrapper, wrapper=None):

@@ -11,8 +11,9 @@ A custom face config therefore states its data in one top-level entry,
     )
 
 with ``val_dataloader``/``val_evaluator`` (and ``test_*``) given as ONE dict each, and ``num_classes='auto'`` in
-the margin heads. :func:`resolve_face_data`, which ``kdzoo.tools_support.load_config`` applies after
-``--cfg-options`` (so every tool, and a teacher trained first, sees the result), expands it:
+the margin heads. :func:`resolve_face_data`, registered in ``kdzoo.registry.CONFIG_RESOLVERS`` so that
+``kdzoo.tools_support.load_config`` applies it after ``--cfg-options`` (so every tool, and a teacher trained first,
+sees the result), expands it:
 
 - ``train_dataloader.dataset.data_root`` becomes ``data_root``;
 - each loader/evaluator dict becomes a list with one copy per verification set (evaluator prefix = set name);
@@ -23,12 +24,14 @@ The resolved config holds no ``face_data`` any more, so the config dumped in the
 """
 import os.path as osp
 
+from kdzoo.registry import CONFIG_RESOLVERS
 from .recordio import read_property
 
 AUTO = 'auto'
 FACE_DATA_KEYS = ('data_root', 'verification_sets', 'best_metric')
 
 
+@CONFIG_RESOLVERS.register_module(name='face_data')
 def resolve_face_data(cfg):
     """Expand ``cfg.face_data`` in place (see the module docstring); a config without it is returned unchanged."""
     if cfg.get('face_data') is None:

@@ -2,8 +2,9 @@
 
 This is the model a face config names as student or teacher. ``forward`` returns the raw (un-normalised)
 embedding: verification normalises it after flip fusion, IJB uses its norm as a quality weight
-(face_recognition.md §2-3), and the margin head normalises it itself. ``task_loss`` is what kdzoo's
-DistillModel calls instead of plain cross-entropy when the student has it.
+(face_recognition.md §2-3), and the margin head normalises it itself. ``kdzoo_task = 'face_recognition'``
+makes a DistillModel with this student use :class:`~kdzoo.face.task.FaceRecognitionTask`, whose loss is
+``task_loss`` and whose prediction writes the embeddings (and flipped ones) for the metrics.
 
 Feature taps: the recognizer's :class:`~kdzoo.taps.TapContract` (``kdzoo_taps``) is its backbone's, with
 every path under ``backbone.`` (``backbone.layer1`` ...): the stages, and for token backbones the patch grid
@@ -19,7 +20,7 @@ from torch import nn
 from kdzoo.registry import MODELS
 from kdzoo.taps.contract import contract_of
 
-__all__ = ['FaceRecognizer']
+__all__ = ['FaceRecognizer', 'write_embeddings']
 
 
 def build_module(cfg: Union[dict, nn.Module], **defaults) -> nn.Module:
@@ -38,6 +39,19 @@ def set_sample_field(sample, name: str, value: torch.Tensor) -> None:
         setattr(sample, name, value)
 
 
+def write_embeddings(embeddings: torch.Tensor, data_samples: Optional[List] = None,
+                     flip_embeddings: Optional[torch.Tensor] = None) -> List:
+    """Write ``pred_embedding`` (and ``pred_embedding_flip``) into data samples (objects or dicts) for kdzoo's
+    verification / IJB metrics; new dicts when none are given."""
+    data_samples = data_samples if data_samples is not None else [{} for _ in range(embeddings.shape[0])]
+    flips = flip_embeddings if flip_embeddings is not None else [None] * embeddings.shape[0]
+    for sample, embedding, flip in zip(data_samples, embeddings.detach(), flips):
+        set_sample_field(sample, 'pred_embedding', embedding)
+        if flip is not None:
+            set_sample_field(sample, 'pred_embedding_flip', flip.detach())
+    return data_samples
+
+
 @MODELS.register_module()
 class FaceRecognizer(nn.Module):
     """Backbone -> embedding, with an optional margin head for the identity loss.
@@ -53,6 +67,8 @@ class FaceRecognizer(nn.Module):
     it into the bare backbone (a teacher can be ``dict(type='iresnet50')`` itself, its stages are declared)
     or with ``kdzoo.models.load_weights(recognizer.backbone, path)``.
     """
+
+    kdzoo_task = 'face_recognition'   # the task a DistillModel trains this student for (kdzoo/face/task.py)
 
     def __init__(self, backbone: Union[dict, nn.Module], head: Union[dict, nn.Module, None] = None):
         super().__init__()
@@ -79,12 +95,5 @@ class FaceRecognizer(nn.Module):
 
     def predict_samples(self, embeddings: torch.Tensor, data_samples: Optional[List] = None,
                         flip_embeddings: Optional[torch.Tensor] = None) -> List:
-        """Write ``pred_embedding`` (and ``pred_embedding_flip``) into data samples (objects or dicts) for
-        kdzoo's verification / IJB metrics; new dicts when none are given."""
-        data_samples = data_samples if data_samples is not None else [{} for _ in range(embeddings.shape[0])]
-        flips = flip_embeddings if flip_embeddings is not None else [None] * embeddings.shape[0]
-        for sample, embedding, flip in zip(data_samples, embeddings.detach(), flips):
-            set_sample_field(sample, 'pred_embedding', embedding)
-            if flip is not None:
-                set_sample_field(sample, 'pred_embedding_flip', flip.detach())
-        return data_samples
+        """:func:`write_embeddings` (what the face_recognition task's prediction writes)."""
+        return write_embeddings(embeddings, data_samples, flip_embeddings)
