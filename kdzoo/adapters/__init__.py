@@ -3,6 +3,7 @@
 from kdzoo.utils.moved import moved_attribute
 
 from .base import BaseAdapter, SwitchablePrompts
+from .interfaces import AdapterInterface, FeedbackPrompts, PromptOutputs, TokenHeads
 
 MOVED = {'AFP': 'kdzoo.methods', 'CivTTokens': 'kdzoo.methods', 'APT': 'kdzoo.face.methods'}
 
@@ -11,4 +12,4 @@ def __getattr__(name):
     return moved_attribute(__name__, name, MOVED)
 
 
-__all__ = ['BaseAdapter', 'SwitchablePrompts']
+__all__ = ['AdapterInterface', 'BaseAdapter', 'FeedbackPrompts', 'PromptOutputs', 'SwitchablePrompts', 'TokenHeads']

@@ -2,7 +2,7 @@
 :mod:`kdzoo.face.methods`); their classes are still reachable here for one release (CHANGELOG.md)."""
 from kdzoo.utils.moved import moved_attribute
 
-from .base import BaseDistiller, shape_error
+from .base import AdapterNeed, BaseDistiller, shape_error
 
 MOVED = {'CAKD': 'kdzoo.methods', 'CivT': 'kdzoo.methods', 'DIST': 'kdzoo.methods', 'DKD': 'kdzoo.methods',
          'FitNet': 'kdzoo.methods', 'FOFA': 'kdzoo.methods', 'KD': 'kdzoo.methods', 'OFA': 'kdzoo.methods',
@@ -13,4 +13,4 @@ def __getattr__(name):
     return moved_attribute(__name__, name, MOVED)
 
 
-__all__ = ['BaseDistiller', 'shape_error']
+__all__ = ['AdapterNeed', 'BaseDistiller', 'shape_error']

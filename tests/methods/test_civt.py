@@ -174,15 +174,17 @@ def test_cnn_student_fails_at_build_naming_the_requirement_and_the_model():
     expected = "class-token ViT student.*the student \\(ResNet\\) is not a timm VisionTransformer"
     with pytest.raises(ValueError, match=expected):
         make_model(student=CNN)                      # the adapter refuses to attach
-    with pytest.raises(ValueError, match=expected):
-        make_model(student=CNN, adapters=())         # the distiller refuses to bind
+    with pytest.raises(ValueError, match="CivT: needs one adapter providing TokenHeads .* on the student; found "
+                                         "none .*type='civt_tokens'"):
+        make_model(student=CNN, adapters=())         # the distiller finds no token heads to distil into
     with pytest.raises(ValueError, match="the student \\(VisionTransformer\\) pools its tokens with "
                                          "global_pool='avg'"):
         make_model(student=dict(VIT, global_pool='avg'))
 
 
 def test_missing_adapter_or_teacher_fails_at_build():
-    with pytest.raises(ValueError, match="civt: the student has no CivT tokens adapter.*type='civt_tokens'"):
+    with pytest.raises(ValueError, match="CivT: needs one adapter providing TokenHeads \\(slot 'tokens'\\) on the "
+                                         "student; found none.*add adapters=\\[dict\\(type='civt_tokens'\\)\\]"):
         make_model(adapters=())
     with pytest.raises(KeyError, match="inv_teacher='involution' is not among the model's teachers "
                                        "\\['regnet', 'rednet'\\]"):

@@ -395,7 +395,8 @@ def test_code_exact_reproduces_the_four_code_bugs():
 
 
 def test_configuration_errors():
-    with pytest.raises(ValueError, match="exactly one 'afp' adapter"):
+    with pytest.raises(ValueError, match=r"FOFA: needs one adapter providing FeedbackPrompts .* on teacher 'vit'; "
+                                         r"found none .*add adapters=\[dict\(type='afp', target='vit'\)\]"):
         DistillModel(student=CNN, teachers=dict(vit=VIT), distillers=[dict(type='pat')], input_size=(1, 32, 32),
                      data_preprocessor=PREPROCESSOR)
     with pytest.raises(ValueError, match='perfect square'):

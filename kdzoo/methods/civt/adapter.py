@@ -5,7 +5,8 @@ The adapter turns a timm class-token ViT into a CivT student without touching it
 sequence becomes [CLS, CONV, INV, (register tokens), patch tokens], and after the final LayerNorm the CONV
 and INV tokens get their own heads (Linear D → K, trunc-normal 0.02, zero bias). The CLS token keeps the
 ViT's own head, so the student's output is still the CLS logits and DistillModel's CE is the λ0 term of
-Eq. 5; the :class:`~kdzoo.methods.CivT` distiller supervises the two token heads.
+Eq. 5; the :class:`~kdzoo.methods.CivT` distiller supervises the two token heads, which it reaches through
+:class:`~kdzoo.adapters.interfaces.TokenHeads` (``tokens_tap``, ``num_classes``, ``token_logits``).
 
 Hooks, all on the ViT (handles kept, removed by :meth:`CivTTokens.detach`):
 
@@ -52,6 +53,7 @@ from kdzoo.models.involution import Involution
 from kdzoo.registry import ADAPTERS
 from kdzoo.taps.contract import TapContract
 from kdzoo.adapters.base import BaseAdapter
+from kdzoo.adapters.interfaces import TokenHeads
 
 STEMS = ('learnable', 'dual')
 INFERENCE_MODES = ('cls', 'average')
@@ -135,9 +137,9 @@ def insert_after_cls(sequence, tokens):
 
 
 @ADAPTERS.register_module(name=['civt_tokens', 'CivTTokens'])
-class CivTTokens(BaseAdapter):
+class CivTTokens(TokenHeads, BaseAdapter):
     """CONV and INV distillation tokens and heads on a timm class-token ViT student (see the module
-    docstring).
+    docstring); provides :class:`~kdzoo.adapters.interfaces.TokenHeads` to the CivT distiller.
 
     Args:
         stem: ``'learnable'`` (paper, default) or ``'dual'`` (official code).
@@ -243,6 +245,15 @@ class CivTTokens(BaseAdapter):
         """Module path of the ViT's final norm in the attached model: the tap whose tokens the heads read."""
         model, vit = self._attached
         return next(name for name, module in model.named_modules() if module is vit.norm)
+
+    @property
+    def tokens_tap(self):
+        """TokenHeads: the heads read the final-norm tokens."""
+        return self.final_norm_path
+
+    @property
+    def num_classes(self):
+        return self.head_conv.out_features
 
     # ------------------------------------------------------------------ heads
     def token_logits(self, final_tokens):

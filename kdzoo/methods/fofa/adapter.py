@@ -22,7 +22,8 @@ tokens are set aside and re-attached unchanged at their position) together with 
 
 Feedback (docs/methods/fofa.md): Δ^k = aligned student − prompted teacher at stage k's output, detached, from the
 *previous* training iteration (a different mini-batch, as the paper intends). FOFA computes it and hands it
-over with :meth:`AFP.set_feedback`. It lives in one buffer per stage (``blocks.stage<k>.feedback``), so it is
+over with :meth:`AFP.set_feedback` (AFP provides :class:`~kdzoo.adapters.interfaces.FeedbackPrompts`, the
+interface FOFA binds by, so another adapter providing it serves FOFA too). It lives in one buffer per stage (``blocks.stage<k>.feedback``), so it is
 saved in and resumed from checkpoints. Without feedback (first step, after :meth:`clear_feedback`, or a batch
 whose size differs from the stored one) the fusion block is skipped: it runs on zero feedback and is weighted
 by 0, so the output is exactly that of x_f = x_in while every parameter stays in the graph (DDP needs no
@@ -33,7 +34,7 @@ Prompts act only while the adapter is in training mode; in eval mode and inside 
 the teacher runs bare (FOFA's un-prompted pass, teacher evaluation). The teacher backbone stays frozen; the
 AFP parameters live in this adapter, and the teacher's own state-dict keys are untouched (hooks only).
 
-``code_exact`` (set by the FOFA distiller that feeds this adapter, docs/methods/fofa.md) reproduces three of the official
+``code_exact`` (set through :meth:`AFP.configure` by the FOFA distiller that feeds this adapter, docs/methods/fofa.md) reproduces three of the official
 code's bugs: the SE block returns only its sigmoid gate (so each branch emits a per-channel vector that is
 broadcast-added); a token input whose length is not a square loses its *last* token as "CLS" (which is
 re-attached at the end), so a timm ViT's real CLS token enters the map; and the prompted (B, C, h, w) map
@@ -65,6 +66,7 @@ from kdzoo.taps.contract import contract_of
 from kdzoo.taps.recorder import TapTarget, declared_stages, infer_spec, resolve_tap, unwrap
 from kdzoo.taps.stages import traced_stage_inputs
 from kdzoo.adapters.base import BaseAdapter, SwitchablePrompts
+from kdzoo.adapters.interfaces import FeedbackPrompts
 
 SE_REDUCTION = 16
 PROMPT_GROUPS = 4
@@ -247,11 +249,12 @@ class AFPBlock(nn.Module):
 
 # ----------------------------------------------------------------------------------------------- adapter
 @ADAPTERS.register_module(name=['afp', 'AFP'])
-class AFP(SwitchablePrompts, BaseAdapter):
+class AFP(FeedbackPrompts, SwitchablePrompts, BaseAdapter):
     """Adaptive Feedback Prompts on a teacher's stage inputs, fed by the FOFA distiller.
 
-    The blocks are created by :meth:`build` (FOFA calls it with the feedback shapes) once the teacher has run
-    a forward pass with the adapter attached, which tells each block its stage input's shape.
+    Provides :class:`~kdzoo.adapters.interfaces.FeedbackPrompts`. The blocks are created by :meth:`build`
+    (FOFA calls it with the feedback shapes) once the teacher has run a forward pass with the adapter attached,
+    which tells each block its stage input's shape.
 
     Args:
         target: the teacher this adapter attaches to (a name in ``DistillModel.teachers``).
@@ -414,7 +417,7 @@ class AFP(SwitchablePrompts, BaseAdapter):
         for block in self.blocks.values():
             block.feedback = block.feedback.new_empty(0)
 
-    def use_code_exact(self, code_exact):
+    def configure(self, code_exact):
         """Called by the distiller that feeds this adapter, so that one switch covers both sides."""
         if self.code_exact is not None and bool(self.code_exact) != bool(code_exact):
             raise ValueError(f"afp: code_exact={self.code_exact} on the adapter but {code_exact} on the "

@@ -23,9 +23,11 @@ in the order they exist, divided by 1 + Σw. Token stages are compared as maps o
 removed. The teacher features come from the AFP-prompted teacher and are *not* detached (docs/methods/fofa.md), so the
 feature loss also trains the prompts.
 
-Teacher side — AFP (docs/methods/fofa.md): the :class:`~kdzoo.methods.fofa.adapter.AFP` adapter on the same teacher, found at bind
-time. After computing its losses (in training mode) the distiller hands it Δ^k = aligned student − prompted
-teacher per stage, detached, for the next iteration.
+Teacher side — AFP (docs/methods/fofa.md): an adapter on the same teacher that provides
+:class:`~kdzoo.adapters.interfaces.FeedbackPrompts` (kdzoo's is :class:`~kdzoo.methods.fofa.adapter.AFP`), bound
+by :meth:`~kdzoo.distillers.BaseDistiller.bind` from ``adapter_needs``. After computing its losses (in training
+mode) the distiller hands it Δ^k = aligned student − prompted teacher per stage, detached, for the next
+iteration.
 
 Total (docs/methods/fofa.md, code form): L = CE (DistillModel's task loss) + w_kd·T²·KL(p^t ‖ p^s) + w_feat·L_feat
 + w_reg·KL(softmax(z^t) ‖ softmax(z^{t,AFP})). KD uses the *un-prompted* teacher: DistillModel runs it with
@@ -49,18 +51,15 @@ model; ``teacher_kind='tokens'`` picks the token projector for such a teacher, a
 The feedback requires a constant batch size: keep ``drop_last=True`` in the train loader.
 """
 import math
-from typing import NamedTuple
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from kdzoo.methods.fofa.adapter import AFP
+from kdzoo.adapters.interfaces import FeedbackPrompts
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
 from kdzoo.taps.feature import to_map, to_tokens
-from kdzoo.taps.recorder import unwrap
-from kdzoo.distillers.base import BARE_TEACHER_OUTPUT, BaseDistiller, shape_error
+from kdzoo.distillers.base import BARE_TEACHER_OUTPUT, AdapterNeed, BaseDistiller, shape_error
 from kdzoo.methods.fitnet.distiller import LAYOUT_KINDS, init_connector_weights
 from kdzoo.methods.kd.distiller import kd_loss
 
@@ -225,17 +224,12 @@ class MapStageProjector(nn.Module):
         return self.proj(self.norm(x))
 
 
-class BoundModels(NamedTuple):
-    """The teacher and its AFP adapter, kept as plain references (they are registered in DistillModel)."""
-    teacher: nn.Module
-    afp: AFP
-
-
 @DISTILLERS.register_module(name=['fofa', 'FOFA', 'pat', 'PAT'])
 class FOFA(BaseDistiller):
     """RAA + HCL feature distillation from an AFP-prompted teacher, KD from the bare one, KL regulariser.
 
-    Needs an ``afp`` adapter on its teacher: ``adapters=[dict(type='afp', target=<teacher name>)]``.
+    Needs an adapter providing :class:`~kdzoo.adapters.interfaces.FeedbackPrompts` on its teacher, e.g. AFP:
+    ``adapters=[dict(type='afp', target=<teacher name>)]``; it is ``self.adapter('prompts')``.
 
     Args:
         stages: stage taps distilled on both models; the teacher's must be ``'stage<k>'`` names, as AFP
@@ -251,6 +245,7 @@ class FOFA(BaseDistiller):
     """
 
     reads_bare_teacher = True
+    adapter_needs = (AdapterNeed('prompts', FeedbackPrompts, on='teacher', suggest='afp'),)
 
     def __init__(self, stages=('stage1', 'stage2', 'stage3', 'stage4'), num_queries=64, dim=512, num_heads=8,
                  temperature=1.0, kd_weight=1.0, feat_weight=1.0, reg_weight=1.0, teacher_kind=None,
@@ -270,7 +265,6 @@ class FOFA(BaseDistiller):
         self.teacher_taps = self.stages + ('logits',)
         self.raa = None
         self.projectors = nn.ModuleDict()
-        self._bound = None
 
     def _check_arguments(self, num_queries, dim, num_heads, temperature, teacher_kind, weights):
         if not self.stages or len(set(self.stages)) != len(self.stages) or \
@@ -290,20 +284,14 @@ class FOFA(BaseDistiller):
     # ------------------------------------------------------------------ set-up
     def bind(self, teacher_names, adapters=(), models=None):
         super().bind(teacher_names, adapters, models)
-        afps = [a for a in adapters if isinstance(a, AFP) and a.target == self.teacher]
-        if len(afps) != 1:
-            raise ValueError(f"fofa: needs exactly one 'afp' adapter on teacher {self.teacher!r}, found "
-                             f"{len(afps)}; add adapters=[dict(type='afp', target={self.teacher!r})]")
-        afps[0].use_code_exact(self.code_exact)
-        self._bound = BoundModels(unwrap(models[self.teacher]), afps[0])
+        self.prompts.configure(self.code_exact)
 
     @property
-    def afp(self):
-        return self._bound.afp
+    def prompts(self):
+        """The teacher's :class:`~kdzoo.adapters.interfaces.FeedbackPrompts` adapter (AFP)."""
+        return self.adapter('prompts')
 
     def build(self, student_specs, teacher_specs):
-        if self._bound is None:
-            raise RuntimeError("fofa: bind() must run before build() (DistillModel does both)")
         self._check_logits(student_specs['logits'], teacher_specs['logits'])
         student_shapes = [stage_map_shape(student_specs[tap], self.code_exact) for tap in self.stages]
         self.raa = RegionAwareAttention(student_shapes, self.num_queries, self.dim, self.num_heads,
@@ -313,7 +301,7 @@ class FOFA(BaseDistiller):
             self.projectors[tap] = self._build_projector(teacher_specs[tap], teacher_shapes[tap])
         init_connector_weights(self.raa.embeds)
         init_connector_weights(self.projectors)
-        self.afp.build(teacher_shapes)
+        self.prompts.build(teacher_shapes)
 
     def _check_logits(self, student_spec, teacher_spec):
         if student_spec.shape != teacher_spec.shape or len(teacher_spec.shape) != 1:
@@ -337,7 +325,7 @@ class FOFA(BaseDistiller):
                                                        REGULARISER_TEMPERATURE),
         }
         if self.training:
-            self.afp.set_feedback(feedback)
+            self.prompts.set_feedback(feedback)
         return losses
 
     def feature_loss(self, student, teacher):

@@ -55,6 +55,7 @@ from timm.models.vision_transformer import Block as VitBlock
 from kdzoo.registry import ADAPTERS
 from kdzoo.taps.recorder import unwrap
 from kdzoo.adapters.base import BaseAdapter, SwitchablePrompts
+from kdzoo.adapters.interfaces import PromptOutputs
 
 PROMPT_INITS = ('vpt', 'trunc_normal')
 
@@ -174,7 +175,7 @@ def owner_of(model, path):
 
 
 @ADAPTERS.register_module(name=['apt', 'APT'])
-class APT(SwitchablePrompts, BaseAdapter):
+class APT(PromptOutputs, SwitchablePrompts, BaseAdapter):
     """Learnable prompts in every layer of a frozen Swin teacher (or every block of a ViT teacher).
 
     Args:
@@ -185,7 +186,8 @@ class APT(SwitchablePrompts, BaseAdapter):
 
     After :meth:`attach`, ``prompts`` holds one (t, d) parameter per Swin stage (``stage1`` …) or ViT block
     (``block0`` …), and :attr:`prompted_paths` the teacher module paths whose prompt outputs are kept
-    (:meth:`last_prompt_outputs`): the Swin stage paths (the ``stage<k>`` taps) or the ViT block paths.
+    (:meth:`last_prompt_outputs`): the Swin stage paths (the ``stage<k>`` taps) or the ViT block paths. Those
+    two are :class:`~kdzoo.adapters.interfaces.PromptOutputs`, the interface the URFM distiller binds by.
     """
 
     def __init__(self, target='teacher', num_prompts=25, init='vpt'):

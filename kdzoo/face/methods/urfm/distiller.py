@@ -6,7 +6,9 @@ code; every shape and constant not tagged [paper] below is [PROPOSED] by kdzoo.
 
 Inputs (docs/methods/urfm.md): the student's last conv map (tap ``stage4``: MobileFaceNet ``conv_sep`` / IResNet ``layer4``,
 512×7×7 → 49 tokens) and the teacher's last-stage tokens f^T = [x̂_K, p̂_K] (tap ``stage4``, plus the prompt
-outputs of that layer from the teacher's :class:`~kdzoo.face.methods.APT` adapter, when it prompted) [paper].
+outputs of that layer from the teacher's prompt adapter, when it prompted) [paper]. The adapter is any one
+on the teacher that provides :class:`~kdzoo.adapters.interfaces.PromptOutputs` (kdzoo's is
+:class:`~kdzoo.face.methods.APT`), bound as ``self.adapter('prompts')``.
 
 URFM (docs/methods/urfm.md) maps each side onto L learnable local centers with a cross-attention whose queries carry the
 facial positional encoding [paper]:
@@ -52,25 +54,24 @@ Collapse guards (docs/methods/urfm.md) [PROPOSED], each switchable:
 * ``prompt_anchor``: ``loss_urfm_anchor`` = 1 − cos(e_T^prompt, e_T^frozen), batch mean, weight 1: the
   teacher's final embeddings (its ``logits`` tap, the FaceRecognizer embedding) with prompts and from one
   extra teacher pass with the prompts disabled, which DistillModel runs frozen in its teacher fast path
-  (``reads_bare_teacher``). It needs the APT adapter on the teacher; by default
+  (``reads_bare_teacher``). It needs the APT adapter (PromptOutputs) on the teacher; by default
   (``None``) it is on exactly when the teacher has one, so URFM with a frozen CNN teacher needs no switch.
 """
 import copy
 import math
-from typing import NamedTuple, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
-from kdzoo.face.methods.urfm.adapter import APT
+from kdzoo.adapters.interfaces import PromptOutputs
 from kdzoo.face.datasets.alignment import ARCFACE_TEMPLATE_112
 from kdzoo.registry import DISTILLERS
 from kdzoo.utils.checks import non_negative, positive
 from kdzoo.utils.init import init_linear_layers
 from kdzoo.taps.recorder import resolve_tap, unwrap
-from kdzoo.distillers.base import BARE_TEACHER_OUTPUT, BaseDistiller, shape_error
+from kdzoo.distillers.base import BARE_TEACHER_OUTPUT, AdapterNeed, BaseDistiller, shape_error
 
 LANDMARK_NAMES = ('left_eye', 'right_eye', 'nose', 'left_mouth', 'right_mouth')
 FACIAL_PES = ('none', 'euclidean', 'euclidean+saliency', 'euclidean+relative')
@@ -244,17 +245,12 @@ def prompt_anchor_loss(prompted, frozen):
     return (1 - F.cosine_similarity(prompted, frozen, dim=1)).mean()
 
 
-class BoundTeacher(NamedTuple):
-    """The teacher and its APT adapter (None without one), kept as plain references."""
-    model: nn.Module
-    apt: Optional[APT]
-    tap_path: str
-
-
 # ---------------------------------------------------------------------------------------------- distiller
 @DISTILLERS.register_module(name=['urfm', 'URFM'])
 class URFM(BaseDistiller):
     """URFM + MSA alignment of a CNN student's last map with an (APT-prompted) transformer teacher.
+
+    The teacher's prompt adapter is optional: ``self.adapter('prompts')``, None without one.
 
     Args:
         student_tap, teacher_tap: the student's last conv map and the teacher's last-stage tokens.
@@ -270,9 +266,12 @@ class URFM(BaseDistiller):
         attn_weight, feat_weight, anchor_weight: λ of the three loss terms.
         teacher_ema, ema_momentum: collapse guard (a), EMA teacher-branch copies of the shared weights.
         prompt_anchor: collapse guard (b), the prompt-anchor cosine loss; ``None`` turns it on when the teacher
-            has an ``apt`` adapter, True requires one.
+            has an ``apt`` adapter (any adapter providing :class:`~kdzoo.adapters.interfaces.PromptOutputs`),
+            True requires one.
         **kwargs: :class:`BaseDistiller` arguments (``loss_weight``, ``schedule``, ``teacher``).
     """
+
+    adapter_needs = (AdapterNeed('prompts', PromptOutputs, on='teacher', required=False, suggest='apt'),)
 
     def __init__(self, student_tap='stage4', teacher_tap='stage4', center_grid=7, dim=512, num_heads=8,
                  mlp_ratio=4, facial_pe='euclidean+saliency', irpe_ratio=1.9, gamma=1.0, saliency_sigma=1.0,
@@ -297,7 +296,7 @@ class URFM(BaseDistiller):
         init_linear_layers(self)
         self.student_mapping = None
         self.teacher_mapping = None
-        self._bound = None
+        self._tap_path = None      # the teacher module the tap reads, whose prompt outputs join f^T
 
     def _check_arguments(self, center_grid, dim, num_heads, facial_pe, irpe_ratio, pe_anchor, landmarks,
                          ema_momentum, weights):
@@ -335,25 +334,21 @@ class URFM(BaseDistiller):
 
     def bind(self, teacher_names, adapters=(), models=None):
         super().bind(teacher_names, adapters, models)
-        apts = [a for a in adapters if isinstance(a, APT) and a.target == self.teacher]
-        if len(apts) > 1:
-            raise ValueError(f"urfm: found {len(apts)} 'apt' adapters on teacher {self.teacher!r}; use one")
-        apt = apts[0] if apts else None
-        if apt is None and self.prompt_anchor:
-            raise ValueError(f"urfm: prompt_anchor=True needs an 'apt' adapter on teacher {self.teacher!r} "
-                             f"(adapters=[dict(type='apt', target={self.teacher!r})]); or set prompt_anchor=False")
+        prompts = self.adapter('prompts')
+        if prompts is None and self.prompt_anchor:
+            raise ValueError(f"urfm: prompt_anchor=True needs an 'apt' adapter (or another one providing "
+                             f"PromptOutputs) on teacher {self.teacher!r} (adapters=[dict(type='apt', "
+                             f"target={self.teacher!r})]); or set prompt_anchor=False")
         if self.prompt_anchor is None:
-            self.use_prompt_anchor(apt is not None)
-        teacher = unwrap(models[self.teacher])
-        tap_path = resolve_tap(teacher, self.teacher_tap).module_path
-        if apt is not None and tap_path not in apt.prompted_paths:
-            raise ValueError(f"urfm: teacher tap {self.teacher_tap!r} is module {tap_path!r}, which APT does not "
-                             f"prompt, so f^T = [tokens, prompt outputs] cannot be formed; tap one of "
-                             f"{list(apt.prompted_paths)}")
-        self._bound = BoundTeacher(teacher, apt, tap_path)
+            self.use_prompt_anchor(prompts is not None)
+        self._tap_path = resolve_tap(unwrap(models[self.teacher]), self.teacher_tap).module_path
+        if prompts is not None and self._tap_path not in prompts.prompted_paths:
+            raise ValueError(f"urfm: teacher tap {self.teacher_tap!r} is module {self._tap_path!r}, which "
+                             f"{type(prompts).__name__} does not prompt, so f^T = [tokens, prompt outputs] cannot "
+                             f"be formed; tap one of {list(prompts.prompted_paths)}")
 
     def build(self, student_specs, teacher_specs):
-        if self.prompt_anchor and self._bound is None:
+        if self.prompt_anchor and not self.is_bound:
             raise RuntimeError("urfm: bind() must run before build() when the prompt anchor is on (DistillModel "
                                "does both)")
         student_spec, teacher_spec = student_specs[self.student_tap], teacher_specs[self.teacher_tap]
@@ -386,11 +381,15 @@ class URFM(BaseDistiller):
         return self.queries, self.msa
 
     # ------------------------------------------------------------------ losses
-    def teacher_tokens(self, teacher):
-        """f^T: the tapped teacher tokens, followed by that layer's prompt outputs when APT prompted."""
+    def teacher_prompt_outputs(self):
+        """(B, t, d) prompt outputs of the tapped teacher layer in the latest teacher forward; None when the
+        teacher has no prompt adapter or ran without prompts."""
+        prompts = self.adapter('prompts') if self.is_bound else None
+        return None if prompts is None else prompts.last_prompt_outputs(self._tap_path)
+
+    def teacher_tokens(self, teacher, prompts):
+        """f^T: the tapped teacher tokens, followed by that layer's prompt outputs when the teacher prompted."""
         tokens = teacher[self.teacher_tap].patch_tokens()
-        apt = self._bound.apt if self._bound else None
-        prompts = apt.last_prompt_outputs(self._bound.tap_path) if apt is not None else None
         if prompts is None:
             return tokens
         return torch.cat([tokens, prompts.to(tokens.dtype)], dim=1)
@@ -398,7 +397,8 @@ class URFM(BaseDistiller):
     def compute_losses(self, student, teacher, labels):
         if self.training and self.teacher_ema:
             self.update_ema()
-        teacher_features = self.teacher_tokens(teacher)
+        prompts = self.teacher_prompt_outputs()
+        teacher_features = self.teacher_tokens(teacher, prompts)
         student_local = self.student_mapping(student[self.student_tap].patch_tokens(), self.queries())
         teacher_queries, teacher_msa = self.teacher_branch()
         teacher_local = self.teacher_mapping(teacher_features, teacher_queries())
@@ -408,11 +408,11 @@ class URFM(BaseDistiller):
                   'loss_urfm_feat': self.feat_weight * F.mse_loss(student_out, teacher_out)}
         if self.prompt_anchor:
             losses['loss_urfm_anchor'] = self.anchor_weight * self.anchor_loss(
-                teacher['logits'].data, teacher[BARE_TEACHER_OUTPUT].data)
+                teacher['logits'].data, teacher[BARE_TEACHER_OUTPUT].data, prompted=prompts is not None)
         return losses
 
-    def anchor_loss(self, prompted_embedding, frozen_embedding):
-        if not self._bound.apt.prompting:  # the teacher ran bare: the anchor is exactly 0
+    def anchor_loss(self, prompted_embedding, frozen_embedding, prompted=True):
+        if not prompted:  # the teacher ran bare: the anchor is exactly 0
             return prompted_embedding.new_zeros(())
         return prompt_anchor_loss(prompted_embedding, frozen_embedding)
 
