@@ -38,10 +38,12 @@ class BaseDistiller(nn.Module):
 
     **Teachers.** ``teacher_roles`` names the teachers a method reads (``('teacher',)``: one). Each role is a
     constructor argument naming a teacher of ``DistillModel.teachers`` (``teacher='vit'``); a role left
-    out takes the model's one teacher that no other role names. With one role, :meth:`build` and
-    :meth:`compute_losses` receive that teacher's ``{tap: ...}``; with several, ``{role: {tap: ...}}``.
+    out takes the model's one teacher that no other role names (resolved by :meth:`bind`). With one role,
+    :meth:`build` and :meth:`compute_losses` receive that teacher's ``{tap: ...}``; with several,
+    ``{role: {tap: ...}}``.
     ``teacher_taps`` are read on every role's teacher (or ``{role: taps}``). ``self.roles`` maps each role to
-    its teacher's name; ``self.teacher`` is that name for a one-role distiller.
+    its teacher's name; ``self.teacher`` is that name for a one-role distiller. A distiller with several roles
+    takes one constructor argument per role and hands them to :meth:`name_teachers`.
 
     **Adapters.** ``adapter_needs`` declares, as :class:`AdapterNeed`, the adapters a method works with by the
     interface they provide (:mod:`kdzoo.adapters.interfaces`), never by class. :meth:`bind` finds them on
@@ -58,8 +60,9 @@ class BaseDistiller(nn.Module):
     Args:
         loss_weight: weight of every loss this distiller returns.
         schedule: a :class:`~kdzoo.engine.schedules.WeightSchedule` config (warm-up, ramp, stop).
-        **teachers: the teacher name of each role (``teacher=`` for the usual single role), a name in
-            ``DistillModel.teachers``; may be left out when one teacher is left for it.
+        teacher: the teacher's name in ``DistillModel.teachers`` for a one-role distiller; may be left out with
+            one teacher. A distiller with several roles takes one argument per role and passes them to
+            :meth:`name_teachers`.
     """
 
     teacher_roles = ('teacher',)
@@ -72,16 +75,25 @@ class BaseDistiller(nn.Module):
     # prompts off (FOFA's plain teacher, URFM's prompt anchor). DistillModel runs that pass with the others.
     reads_bare_teacher = False
 
-    def __init__(self, loss_weight=1.0, schedule=None, **teachers):
+    def __init__(self, loss_weight=1.0, schedule=None, teacher=None):
         super().__init__()
-        unknown = sorted(set(teachers) - set(self.teacher_roles))
-        if unknown:
-            raise TypeError(f"{type(self).__name__}: unexpected keyword argument {unknown[0]!r}; its teachers are "
-                            f"named by {list(self.teacher_roles)}")
         self.loss_weight = non_negative(type(self).__name__, 'loss_weight', loss_weight)
         self.schedule = build_schedule(schedule)
-        self.roles = {role: teachers.get(role) for role in self.teacher_roles}
+        self.roles = dict.fromkeys(self.teacher_roles)
+        if teacher is not None:
+            if not self.single_role:
+                raise TypeError(f"{type(self).__name__} reads several teachers; name them by role "
+                                f"({', '.join(f'{role}=' for role in self.teacher_roles)}), not with teacher=")
+            self.teacher = teacher
         self._adapters = None   # {slot: adapter or None} once bound: plain references, not submodules
+
+    def name_teachers(self, **names):
+        """Set the teacher names of several roles (``conv_teacher='regnet', ...``); None leaves one out."""
+        unknown = sorted(set(names) - set(self.teacher_roles))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: {unknown[0]!r} is not one of its teacher roles "
+                            f"{list(self.teacher_roles)}")
+        self.roles.update(names)
 
     # ------------------------------------------------------------------ teachers
     @property

@@ -65,8 +65,8 @@ class CivT(BaseDistiller):
 
     def __init__(self, conv_teacher='regnet', inv_teacher='rednet', conv_weight=1.0, inv_weight=1.0,
                  conv_temperature=1.0, inv_temperature=1.0, loss_weight=1.0, schedule=None):
-        super().__init__(loss_weight=loss_weight, schedule=schedule, conv_teacher=conv_teacher,
-                         inv_teacher=inv_teacher)
+        super().__init__(loss_weight=loss_weight, schedule=schedule)
+        self.name_teachers(conv_teacher=conv_teacher, inv_teacher=inv_teacher)
         self.weights = {'conv': non_negative('civt', 'conv_weight', conv_weight),
                         'inv': non_negative('civt', 'inv_weight', inv_weight)}
         self.temperatures = {'conv': positive('civt', 'conv_temperature', conv_temperature),

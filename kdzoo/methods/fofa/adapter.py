@@ -23,8 +23,8 @@ tokens are set aside and re-attached unchanged at their position) together with 
 Feedback (docs/methods/fofa.md): Δ^k = aligned student − prompted teacher at stage k's output, detached, from the
 *previous* training iteration (a different mini-batch, as the paper intends). FOFA computes it and hands it
 over with :meth:`AFP.set_feedback` (AFP provides :class:`~kdzoo.adapters.interfaces.FeedbackPrompts`, the
-interface FOFA binds by, so another adapter providing it serves FOFA too). It lives in one buffer per stage (``blocks.stage<k>.feedback``), so it is
-saved in and resumed from checkpoints. Without feedback (first step, after :meth:`clear_feedback`, or a batch
+interface FOFA binds by, so another adapter providing it serves FOFA too). It lives in one buffer per stage
+(``blocks.stage<k>.feedback``), so it is saved in and resumed from checkpoints. Without feedback (first step, after :meth:`clear_feedback`, or a batch
 whose size differs from the stored one) the fusion block is skipped: it runs on zero feedback and is weighted
 by 0, so the output is exactly that of x_f = x_in while every parameter stays in the graph (DDP needs no
 ``find_unused_parameters``). The feedback therefore needs a constant batch size (``drop_last=True``); under
@@ -34,8 +34,8 @@ Prompts act only while the adapter is in training mode; in eval mode and inside 
 the teacher runs bare (FOFA's un-prompted pass, teacher evaluation). The teacher backbone stays frozen; the
 AFP parameters live in this adapter, and the teacher's own state-dict keys are untouched (hooks only).
 
-``code_exact`` (set through :meth:`AFP.configure` by the FOFA distiller that feeds this adapter, docs/methods/fofa.md) reproduces three of the official
-code's bugs: the SE block returns only its sigmoid gate (so each branch emits a per-channel vector that is
+``code_exact`` (set through :meth:`AFP.configure` by the FOFA distiller that feeds this adapter,
+docs/methods/fofa.md) reproduces three of the official code's bugs: the SE block returns only its sigmoid gate (so each branch emits a per-channel vector that is
 broadcast-added); a token input whose length is not a square loses its *last* token as "CLS" (which is
 re-attached at the end), so a timm ViT's real CLS token enters the map; and the prompted (B, C, h, w) map
 is turned back into tokens by a plain ``reshape(B, h·w, C)`` without the permute that undoes the
