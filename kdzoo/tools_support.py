@@ -342,7 +342,7 @@ def deployment_info(cfg, model):
     (BGR to RGB) before that, as mmcv loads colour images BGR.
     """
     preprocessor = dict(cfg.model.get('data_preprocessor') or {})
-    output = 'embedding' if hasattr(model.student, 'predict_samples') else 'logits'
+    output = model.task.output   # what the student's forward returns: 'logits' or 'embedding'
     return dict(input_name='images', output_name='output', input_size=list(model.input_size),
                 mean=list(preprocessor.get('mean') or []), std=list(preprocessor.get('std') or []),
                 to_rgb=bool(preprocessor.get('to_rgb', False)), pixel_range=[0, 255], output=output,
