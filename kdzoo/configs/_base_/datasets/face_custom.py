@@ -10,31 +10,24 @@
 #   FACE_DATA_ROOT=data/my_faces python tools/train.py configs/face/custom_kd.py
 #   --cfg-options face_data.data_root=data/my_faces "face_data.verification_sets=['pairs','/data/lfw.bin']"
 # A set is a name (<data_root>/<name>.bin) or the path of a .bin file (its name is the file name).
-# Faces are aligned 112x112 RGB (tools/face2rec.py --resize 112 112), normalised as (x/255 - 0.5)/0.5; training
-# adds a random horizontal flip. Scores: the verification protocol of docs/face_recognition.md (flip fusion,
-# 10-fold accuracy, VAL@FAR=1e-3, TPR@FPR=1e-2, AUC).
+# Faces are aligned 112x112 RGB (tools/face2rec.py --resize 112 112; input, normalisation and flip: face_112.py).
+# Scores: the verification protocol of docs/face_recognition.md (flip fusion, 10-fold accuracy, VAL@FAR=1e-3,
+# TPR@FPR=1e-2, AUC).
+_base_ = ['./face_112.py']
 face_data = dict(
     data_root='{{$FACE_DATA_ROOT:data/my_faces}}',
     verification_sets=['pairs'],
     best_metric='acc',
 )
 num_classes = 'auto'
-input_size = (3, 112, 112)
-data_preprocessor = dict(type='mmpretrain.ClsDataPreprocessor', mean=[127.5, 127.5, 127.5],
-                         std=[127.5, 127.5, 127.5], to_rgb=False)
-train_pipeline = [
-    dict(type='mmpretrain.RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='mmpretrain.PackInputs'),
-]
-test_pipeline = [dict(type='mmpretrain.PackInputs')]
 train_dataloader = dict(
     batch_size=64, num_workers=2, persistent_workers=True, drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='FaceRecordIODataset', data_root='set from face_data', rec_file='train.rec',
-                 idx_file='train.idx', property_file='property', pipeline=train_pipeline))
+                 idx_file='train.idx', property_file='property', pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
     batch_size=64, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='FaceVerificationBin', path='set from face_data', pipeline=test_pipeline))
+    dataset=dict(type='FaceVerificationBin', path='set from face_data', pipeline={{_base_.test_pipeline}}))
 val_evaluator = dict(type='FaceVerificationMetric', far_target=1e-3, fprs=(1e-2,))
 val_cfg = dict(type='MultiSetValLoop')
 test_dataloader = val_dataloader

@@ -16,8 +16,7 @@
 # When the files are missing, building a dataset raises an error that lists every path looked for, shows this
 # layout and points at the ORL quick start (configs/face/orl_*.py), which runs offline.
 #
-# Faces are already aligned and 112x112: no resizing. RGB, normalised as (x/255 - 0.5)/0.5. Training
-# augmentation is a random horizontal flip only (the standard recipe).
+# Faces are already aligned and 112x112: no resizing (input, normalisation and flip: face_112.py).
 #
 # IJB-B and IJB-C 1:1 verification (docs/face_recognition.md §3) join the TEST sets (tools/test.py, not the
 # validation during training) when the IJB_ROOT environment variable names insightface's IJB release:
@@ -27,27 +26,21 @@
 # IJBDataset aligns each loose crop to 112x112 with its 5 landmarks (arcface template); IJBMetric (prefixes
 # ijbb/, ijbc/) uses arcface_torch's defaults: flip fusion, image norms kept, detector-score weighting (N1D1F1).
 # Without IJB_ROOT the test sets are the three .bin sets alone.
+_base_ = ['./face_112.py']
 data_root = '{{$MS1MV2_ROOT:data/ms1mv2}}'
 num_classes = 85742
-input_size = (3, 112, 112)
-data_preprocessor = dict(type='mmpretrain.ClsDataPreprocessor', mean=[127.5, 127.5, 127.5],
-                         std=[127.5, 127.5, 127.5], to_rgb=False)
-train_pipeline = [
-    dict(type='mmpretrain.RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='mmpretrain.PackInputs'),
-]
-test_pipeline = [dict(type='mmpretrain.PackInputs')]
 
 train_dataloader = dict(
     batch_size=128, num_workers=8, persistent_workers=True, pin_memory=True, drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='FaceRecordIODataset', data_root=data_root, rec_file='train.rec', idx_file='train.idx',
-                 property_file='property', pipeline=train_pipeline))
+                 property_file='property', pipeline={{_base_.train_pipeline}}))
 
 verification_sets = ('lfw', 'cfp_fp', 'agedb_30')
 val_dataloader = [
     dict(batch_size=128, num_workers=2, sampler=dict(type='DefaultSampler', shuffle=False),
-         dataset=dict(type='FaceVerificationBin', data_root=data_root, path=f'{name}.bin', pipeline=test_pipeline))
+         dataset=dict(type='FaceVerificationBin', data_root=data_root, path=f'{name}.bin',
+                      pipeline={{_base_.test_pipeline}}))
     for name in verification_sets]
 val_evaluator = [dict(type='FaceVerificationMetric', prefix=name, far_target=1e-3, fprs=(1e-2,))
                  for name in verification_sets]
@@ -59,7 +52,7 @@ ijb_targets = ('IJBB', 'IJBC') if ijb_root != 'unset' else ()
 ijb_test_dataloader = [
     dict(batch_size=128, num_workers=8, sampler=dict(type='DefaultSampler', shuffle=False),
          dataset=dict(type='IJBDataset', data_root=f'{ijb_root}/{target}', target=target, image_size=112,
-                      pipeline=test_pipeline))
+                      pipeline={{_base_.test_pipeline}}))
     for target in ijb_targets]
 ijb_test_evaluator = [dict(type='IJBMetric', prefix=target.lower(), normalize=False, use_detector_score=True,
                            use_flip=True)
