@@ -271,6 +271,13 @@ def data_samples(emb, flip=None, order=None, as_data_element=False):
     return samples
 
 
+def lfw_metric(issame, **meta):
+    """The metric of the twenty-pair tests: TPR at FPR 0.2 (10 impostors resolve it), prefix lfw/."""
+    metric = FaceVerificationMetric(fprs=(0.2,), prefix='lfw')
+    metric.dataset_meta = dict(issame=issame, **meta)
+    return metric
+
+
 def run_metric(metric, samples, batch_size=7):
     for start in range(0, len(samples), batch_size):
         metric.process(None, samples[start:start + batch_size])
@@ -300,9 +307,7 @@ def test_metric_without_flips_sees_genuine_pairs_apart():
     # 0 up to 2, 1/2 above: first best t = 0.0 rejects both test pairs -> acc 0.5 +- 0.  Every impostor
     # outscores every genuine: AUC 0, and with at most 2 false accepts no genuine is reached: TPR 0.
     emb, _, issame = twenty_pair_images()
-    metric = FaceVerificationMetric(fprs=(0.2,), prefix='lfw')
-    metric.dataset_meta = dict(issame=issame)
-    result = run_metric(metric, data_samples(emb))
+    result = run_metric(lfw_metric(issame), data_samples(emb))
     assert result['lfw/acc'] == pytest.approx(0.5) and result['lfw/acc_std'] == pytest.approx(0.0)
     assert result['lfw/auc'] == pytest.approx(0.0)
     assert result['lfw/tpr@fpr=2e-1'] == pytest.approx(0.0)
@@ -311,17 +316,13 @@ def test_metric_without_flips_sees_genuine_pairs_apart():
 
 def test_metric_explicit_pairs_and_data_elements_give_the_same_numbers():
     emb, flip, issame = twenty_pair_images()
-    metric = FaceVerificationMetric(fprs=(0.2,), prefix='lfw')
-    metric.dataset_meta = dict(issame=issame)
-    expected = run_metric(metric, data_samples(emb, flip))
+    expected = run_metric(lfw_metric(issame), data_samples(emb, flip))
 
     # Store the 40 images in a shuffled order and index the pairs into it.
     stored = np.random.default_rng(2).permutation(40)  # stored[j] = original image at row j
     row_of = np.argsort(stored)
     pairs = np.stack([row_of[0::2], row_of[1::2]], axis=1)
-    metric = FaceVerificationMetric(fprs=(0.2,), prefix='lfw')
-    metric.dataset_meta = dict(issame=issame, pairs=pairs)
-    got = run_metric(metric, data_samples(emb[stored], flip[stored], as_data_element=True))
+    got = run_metric(lfw_metric(issame, pairs=pairs), data_samples(emb[stored], flip[stored], as_data_element=True))
     assert got == pytest.approx(expected)
 
 
