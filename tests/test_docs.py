@@ -1,10 +1,12 @@
-"""Code in the docs runs as written: the "adding a distiller" and "adding an adapter" tutorials, end to end."""
+"""Code in the docs runs as written: the "adding a distiller", "adding an adapter" and "adding a task" tutorials,
+end to end."""
 import os
 
 import pytest
 import torch
 from mmengine.config import Config
 
+import kdzoo  # noqa: F401  (the 'kdzoo::' config prefix the examples inherit from)
 from run_helpers import ROOT, markdown_examples, random_vit_teacher
 from tiny_models import batch_of
 
@@ -60,7 +62,37 @@ def test_tutorial_adapter_changes_the_teacher_forward_keeps_its_keys_and_trains(
 
 
 @pytest.mark.parametrize('page', ['getting_started.md', 'methods.md', 'adding_a_distiller.md', 'adding_an_adapter.md',
+                                  'adding_a_task.md',
                                   'configuration.md', 'distributed.md', 'faq.md', 'face_recognition.md', 'taps.md',
                                   'own_data.md', 'teacher_cache.md'])
 def test_docs_are_linked_from_the_readme(page):
     assert f'docs/{page}' in open(os.path.join(ROOT, 'README.md')).read()
+
+
+def test_tutorial_task_trains_the_student_with_its_loss_and_predicts_for_its_metric(tmp_path, monkeypatch):
+    import torch.nn.functional as F
+    from mmpretrain.evaluation import MultiLabelMetric
+    from mmpretrain.structures import DataSample
+    model = load_example_config(tmp_path, monkeypatch, 'docs/adding_a_task.md', 'multi_label_config.py')
+    assert type(model.task).__name__ == 'MultiLabelTask' and model.task.num_classes == 10
+    inputs = torch.randn(3, 1, 32, 32)
+    samples = [DataSample().set_gt_label(labels) for labels in ([1, 4], [0], [2, 3, 9])]
+    losses = model.train().loss(inputs, samples)
+    assert set(losses) == {'loss_bce', 'loss_kd'}
+    multi_hot = torch.zeros(3, 10)
+    for row, labels in zip(multi_hot, ([1, 4], [0], [2, 3, 9])):
+        row[labels] = 1
+    torch.testing.assert_close(losses['loss_bce'], F.binary_cross_entropy_with_logits(model.student(inputs), multi_hot))
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.student.parameters())
+    model.eval()
+    with torch.no_grad():
+        for name in ('student', 'vit'):
+            predicted = model.predict(inputs, [DataSample().set_gt_label(s.gt_label) for s in samples],
+                                      model_name=name)
+            scores = model.named_models()[name](inputs).sigmoid()
+            torch.testing.assert_close(predicted[2].pred_score, scores[2])
+            assert predicted[2].pred_label.tolist() == torch.nonzero(scores[2] > 0.5).flatten().tolist()
+    metric = MultiLabelMetric(thr=0.5)
+    metric.process(None, [s.to_dict() for s in predicted])
+    assert set(metric.compute_metrics(metric.results)) >= {'precision', 'recall', 'f1-score'}
