@@ -1,4 +1,5 @@
-# CIFAR-100 upsampled to 224x224: the heterogeneous protocol of OFA-KD and FOFA (docs/methods/conventions.md, 'Heterogeneous CIFAR-100 and ImageNet recipes').
+# CIFAR-100 upsampled to 224x224: the heterogeneous protocol of OFA-KD and FOFA (docs/methods/conventions.md,
+# 'Heterogeneous CIFAR-100 and ImageNet recipes').
 # Mirrors the OFA code (Hao840/OFAKD train.py, timm 0.6.5 loader at the model's 224 input):
 #   train: RandomResizedCrop(224, scale 0.08-1, ratio 3/4-4/3, bilinear or bicubic at random) + h-flip;
 #          ViT/MLP students add RandAugment rand-m9-mstd0.5-inc1 and random erasing 0.25 ('pixel' mode).
@@ -46,16 +47,20 @@ vit_train_pipeline = [
          max_area_ratio=1 / 3, fill_color=mean_255, fill_std=std_255),
     dict(type='mmpretrain.PackInputs'),
 ]
-test_pipeline = [
-    dict(type='mmpretrain.ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bilinear'),
-    dict(type='mmpretrain.CenterCrop', crop_size=224),
-    dict(type='mmpretrain.PackInputs'),
-]
-crop_pct_0_9_test_pipeline = [
-    dict(type='mmpretrain.ResizeEdge', scale=248, edge='short', backend='pillow', interpolation='bilinear'),
-    dict(type='mmpretrain.CenterCrop', crop_size=224),
-    dict(type='mmpretrain.PackInputs'),
-]
+
+
+def eval_pipeline(short_edge):
+    """timm's eval transform: resize the short edge to floor(224 / crop_pct), centre-crop 224. (A function in a
+    config is not part of the config: mmengine drops it.)"""
+    return [
+        dict(type='mmpretrain.ResizeEdge', scale=short_edge, edge='short', backend='pillow', interpolation='bilinear'),
+        dict(type='mmpretrain.CenterCrop', crop_size=224),
+        dict(type='mmpretrain.PackInputs'),
+    ]
+
+
+test_pipeline = eval_pipeline(256)
+crop_pct_0_9_test_pipeline = eval_pipeline(248)
 
 train_dataloader = dict(
     batch_size=128, num_workers=8, persistent_workers=True, pin_memory=True, drop_last=True,

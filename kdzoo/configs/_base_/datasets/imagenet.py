@@ -1,4 +1,5 @@
-# ImageNet-1K, the heterogeneous protocol of OFA-KD and FOFA (docs/methods/conventions.md, 'Heterogeneous CIFAR-100 and ImageNet recipes', docs/methods/fofa.md).
+# ImageNet-1K, the heterogeneous protocol of OFA-KD and FOFA (docs/methods/conventions.md, 'Heterogeneous CIFAR-100
+# and ImageNet recipes', docs/methods/fofa.md).
 # Mirrors the OFA code (timm 0.6.5 loader, student's default input 224):
 #   train: RandomResizedCrop(224, scale 0.08-1, ratio 3/4-4/3, bilinear or bicubic at random) + h-flip;
 #          ViT/MLP students add RandAugment rand-m9-mstd0.5-inc1 and random erasing 0.25 ('pixel' mode)
@@ -45,24 +46,23 @@ vit_train_pipeline = [
          max_area_ratio=1 / 3, fill_color=bgr_mean, fill_std=bgr_std),
     dict(type='mmpretrain.PackInputs'),
 ]
-test_pipeline = [
-    dict(type='mmpretrain.LoadImageFromFile'),
-    dict(type='mmpretrain.ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bicubic'),
-    dict(type='mmpretrain.CenterCrop', crop_size=224),
-    dict(type='mmpretrain.PackInputs'),
-]
-bilinear_test_pipeline = [
-    dict(type='mmpretrain.LoadImageFromFile'),
-    dict(type='mmpretrain.ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bilinear'),
-    dict(type='mmpretrain.CenterCrop', crop_size=224),
-    dict(type='mmpretrain.PackInputs'),
-]
-crop_pct_0_9_test_pipeline = [
-    dict(type='mmpretrain.LoadImageFromFile'),
-    dict(type='mmpretrain.ResizeEdge', scale=248, edge='short', backend='pillow', interpolation='bicubic'),
-    dict(type='mmpretrain.CenterCrop', crop_size=224),
-    dict(type='mmpretrain.PackInputs'),
-]
+
+
+def eval_pipeline(short_edge, interpolation):
+    """timm's eval transform: resize the short edge to floor(224 / crop_pct), centre-crop 224. (A function in a
+    config is not part of the config: mmengine drops it.)"""
+    return [
+        dict(type='mmpretrain.LoadImageFromFile'),
+        dict(type='mmpretrain.ResizeEdge', scale=short_edge, edge='short', backend='pillow',
+             interpolation=interpolation),
+        dict(type='mmpretrain.CenterCrop', crop_size=224),
+        dict(type='mmpretrain.PackInputs'),
+    ]
+
+
+test_pipeline = eval_pipeline(256, 'bicubic')
+bilinear_test_pipeline = eval_pipeline(256, 'bilinear')
+crop_pct_0_9_test_pipeline = eval_pipeline(248, 'bicubic')
 
 train_dataloader = dict(
     batch_size=64, num_workers=8, persistent_workers=True, pin_memory=True, drop_last=True,

@@ -16,10 +16,9 @@
 # Margin head: ArcFace s=64 with a smaller margin than the standard 0.5, m=0.3: a kdzoo choice for 28 identities
 # and 8 epochs from scratch (measured by kdzoo, one seed: the teacher reaches AUC 0.977 on the held-out pairs
 # with m=0.3 and 0.967 with m=0.5).
-input_size = (3, 112, 112)
+# Input size and normalisation: the face models' (configs/_base_/datasets/face_112.py); the pipelines pad first.
+_base_ = ['../../_base_/datasets/face_112.py']
 num_classes = 28
-data_preprocessor = dict(type='mmpretrain.ClsDataPreprocessor', mean=[127.5, 127.5, 127.5],
-                         std=[127.5, 127.5, 127.5], to_rgb=False)
 train_pipeline = [
     dict(type='FaceResize', size=112, mode='pad'),
     dict(type='mmpretrain.RandomFlip', prob=0.5, direction='horizontal'),
