@@ -231,7 +231,8 @@ def resolve_adapter_need(distiller, need, adapters):
     interface = need.provides.__name__
     where = 'the student' if model == 'student' else f"teacher {model!r}"
     if found:
-        problem = f"found {len(found)}: {[type(a).__name__ for a in found]}; keep exactly one"
+        problem = (f"found {len(found)}: {[type(a).__name__ for a in found]}; keep exactly one of them in "
+                   "adapters=[...]")
     else:
         fix = dict(type=need.suggest or f'<your adapter providing {interface}>')
         if model != 'student':

@@ -1,5 +1,5 @@
 """The distiller <-> adapter protocol and named teacher roles (kdzoo/distillers/base.py,
-kdzoo/adapters/interfaces.py): a user's adapter that implements an interface serves a kdzoo method, missing or
+kdzoo/adapters/interfaces.py): a user's adapter that implements an interface serves a kdzoo method (FOFA, URFM), missing or
 duplicate adapters name the fix, a user's two-teacher distiller receives {role: features} and routes gradients,
 and a role naming a missing teacher fails at build. Runs the examples of docs/adding_a_distiller.md ("Several
 teachers", "Adapters a method needs") and docs/adding_an_adapter.md ("implement its interface")."""
@@ -12,10 +12,12 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from kdzoo.adapters import BaseAdapter, FeedbackPrompts
+from kdzoo.adapters import BaseAdapter, FeedbackPrompts, PromptOutputs
 from kdzoo.methods import AFP, FOFA, KD
 from kdzoo.models import DistillModel
 from kdzoo.registry import MODELS
+from kdzoo.taps import Feature, FeatureSpec
+from kdzoo.taps.recorder import resolve_tap, unwrap
 from run_helpers import QUICKSTART, markdown_examples, random_weights
 from tiny_models import PREPROCESSOR, TINY_CNN, TINY_VIT, assert_gradient_routing, batch_of
 
@@ -97,8 +99,42 @@ def test_missing_or_duplicate_adapters_fail_naming_the_method_model_and_fix(exam
         DistillModel(**common)
     with pytest.raises(ValueError, match=r"found none \(adapters on teacher 'vit': \['APT'\]\)"):
         DistillModel(**common, adapters=[dict(type='apt', target='vit')])   # prompts, but not FeedbackPrompts
-    with pytest.raises(ValueError, match=r"on teacher 'vit'; found 2: \['AFP', 'FeedbackShift'\]; keep exactly one"):
+    with pytest.raises(ValueError, match=r"on teacher 'vit'; found 2: \['AFP', 'FeedbackShift'\]; keep exactly one "
+                                         r"of them in adapters=\[\.\.\.\]$"):
         DistillModel(**common, adapters=[dict(type='afp', target='vit'), dict(type='FeedbackShift', target='vit')])
+
+
+class FixedPromptOutputs(PromptOutputs, BaseAdapter):
+    """A user's PromptOutputs: hands URFM fixed prompt outputs for one teacher module."""
+
+    def __init__(self, path, outputs, target='t'):
+        super().__init__(target)
+        self.prompted_paths = (path,)
+        self.outputs = outputs
+
+    def attach(self, model):
+        pass
+
+    def last_prompt_outputs(self, path):
+        return self.outputs if path in self.prompted_paths else None
+
+
+def test_urfm_reads_the_prompt_outputs_of_a_users_prompt_outputs_adapter():
+    import kdzoo.face.models  # noqa: F401  (registers the face models)
+    from kdzoo.face.methods import URFM
+    teacher = MODELS.build(dict(type='iresnet18')).requires_grad_(False).eval()
+    models = {'student': nn.Identity(), 't': teacher}
+    path = resolve_tap(unwrap(teacher), 'stage4').module_path
+    prompts = torch.randn(2, 3, 512)
+    urfm = URFM(dim=8, num_heads=2)
+    urfm.bind(['t'], adapters=[FixedPromptOutputs(path, prompts)], models=models)
+    assert urfm.prompt_anchor and isinstance(urfm.adapter('prompts'), FixedPromptOutputs)   # anchor on with prompts
+    tokens = torch.randn(2, 512, 7, 7)
+    features = {'stage4': Feature(tokens, FeatureSpec('stage4', 'map', (512, 7, 7), grid=(7, 7)))}
+    f_t = urfm.teacher_tokens(features, urfm.teacher_prompt_outputs())
+    assert f_t.shape == (2, 49 + 3, 512) and torch.equal(f_t[:, 49:], prompts)
+    with pytest.raises(ValueError, match=f"is module '{path}', which FixedPromptOutputs does not prompt"):
+        URFM(dim=8, num_heads=2).bind(['t'], adapters=[FixedPromptOutputs('layer1', prompts)], models=models)
 
 
 def test_an_adapter_must_implement_the_whole_interface():
