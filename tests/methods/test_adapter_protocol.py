@@ -1,8 +1,9 @@
 """The distiller <-> adapter protocol and named teacher roles (kdzoo/distillers/base.py,
-kdzoo/adapters/interfaces.py): a user's adapter that implements an interface serves a kdzoo method (FOFA, URFM), missing or
-duplicate adapters name the fix, a user's two-teacher distiller receives {role: features} and routes gradients,
-and a role naming a missing teacher fails at build. Runs the examples of docs/adding_a_distiller.md ("Several
-teachers", "Adapters a method needs") and docs/adding_an_adapter.md ("implement its interface")."""
+kdzoo/adapters/interfaces.py): a user's adapter that implements an interface serves a kdzoo method (FOFA,
+URFM), missing or duplicate adapters name the fix, a user's two-teacher distiller receives {role: features}
+and routes gradients, and a role naming a missing teacher fails at build. Runs the examples of
+docs/adding_a_distiller.md ("Several teachers", "Adapters a method needs") and docs/adding_an_adapter.md
+("implement its interface")."""
 import importlib
 import os.path as osp
 import sys
