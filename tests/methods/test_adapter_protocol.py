@@ -41,12 +41,13 @@ def examples(tmp_path_factory):
         sys.path.remove(str(folder))
 
 
-def build_example_config(folder, monkeypatch, config_name, checkpoints):
+def build_example_config(folder, monkeypatch, config_name, checkpoints, **model_options):
     """The DistillModel of an example config, its teachers' checkpoints replaced by random weights."""
     monkeypatch.chdir(folder)
     cfg = Config.fromfile(str(folder / config_name))
     for name, teacher in cfg.model.teachers.items():
         teacher.checkpoint = random_weights(checkpoints[name], str(folder / f'{name}.safetensors'))
+    cfg.model.update(model_options)
     return MODELS.build(cfg.model)
 
 
@@ -214,3 +215,27 @@ def test_the_documented_two_teacher_config_builds_and_trains(examples, monkeypat
     losses = model.loss(torch.randn(2, 1, 32, 32), batch_of(range(2)))
     assert set(losses) == {'loss_cls', 'loss_two_teacher_kd'}
     assert_gradient_routing(model, losses, connectors=False)
+
+
+def test_a_two_teacher_distiller_reads_both_teachers_from_the_teacher_cache(examples, monkeypatch, tmp_path):
+    from mmengine.dataset import pseudo_collate
+
+    from kdzoo.datasets import ReplayDataset
+    folder, _ = examples
+    model = build_example_config(folder, monkeypatch, 'two_teacher_config.py',
+                                 dict(vit=QUICKSTART_MODELS.vit_teacher, resnet=QUICKSTART_MODELS.cnn_teacher),
+                                 teacher_cache=dict(path=str(tmp_path / 'cache'), views=1))
+    data = ReplayDataset(dict(type='kdzoo.EmbeddedMNIST', split='train', num_items=4,
+                              pipeline=[dict(type='mmpretrain.PackInputs')]), views=1)
+    model.teacher_cache.open(data)
+    batch = model.data_preprocessor(pseudo_collate([data[i] for i in range(4)]), True)
+    inputs, samples = batch['inputs'], batch['data_samples']
+    filled = model.loss(inputs, samples)['loss_two_teacher_kd']          # computed live, written
+    assert model.teacher_cache.store.filled() == 4
+    assert set(model.teacher_cache.features(inputs, samples)) == {'vit', 'resnet'}
+    cached = model.loss(inputs, samples)['loss_two_teacher_kd']          # both teachers read back
+    cache, model.teacher_cache = model.teacher_cache, None
+    live = model.loss(inputs, samples)['loss_two_teacher_kd']
+    model.teacher_cache = cache
+    torch.testing.assert_close(cached, live, rtol=0, atol=0)
+    torch.testing.assert_close(filled, live, rtol=0, atol=0)
