@@ -148,7 +148,8 @@ def test_an_option_the_task_has_no_use_for_is_refused_naming_it():
 def test_the_task_can_be_named_by_config_and_options_must_agree():
     model = classifier(task=dict(type='ClassificationTask', label_smoothing=0.3))
     assert model.task.label_smoothing == 0.3
-    assert classifier(task=dict(type='classification', label_smoothing=0.3), label_smoothing=0.3).task.label_smoothing == 0.3
+    agreed = classifier(task=dict(type='classification', label_smoothing=0.3), label_smoothing=0.3)
+    assert agreed.task.label_smoothing == 0.3
     with pytest.raises(ValueError, match='differ; set only one'):
         classifier(task=dict(type='classification', label_smoothing=0.3), label_smoothing=0.1)
     with pytest.raises(KeyError, match="Unknown task 'clasification'.*Did you mean 'classification'"):
