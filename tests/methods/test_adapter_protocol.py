@@ -204,6 +204,8 @@ def test_one_role_distillers_keep_teacher_and_share_a_teacher_between_roles(exam
     assert two.required_taps() == {'student': ['logits'], 'a': ['logits']} and two.teacher_names() == ['a']
     with pytest.raises(RuntimeError, match="reads several teachers"):
         two.teacher
+    per_role = type('PerRoleTaps', (type(two),), {'teacher_taps': {'cnn': ('stage4',), 'vit': ('logits',)}})
+    assert per_role(cnn='a', vit='b').required_taps() == {'student': ['logits'], 'a': ['stage4'], 'b': ['logits']}
 
 
 def test_the_documented_two_teacher_config_builds_and_trains(examples, monkeypatch):
