@@ -41,7 +41,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 
 import kdzoo  # noqa: F401  (registers everything)
-from kdzoo.models.distill_model import stack_labels
+from kdzoo.tasks import stack_labels
 from kdzoo.registry import DATASETS, DISTILLERS, HOOKS, MODELS, TRANSFORMS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -19,14 +19,13 @@ import torch  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
 import speed  # noqa: E402
-from kdzoo.models.distill_model import stack_labels  # noqa: E402
 from kdzoo.taps import Feature  # noqa: E402
 
 
 def distiller_alone(model, batch):
     """A callable: the first distiller's forward + backward on detached student features of ``batch``."""
     data = model.data_preprocessor(batch, True)
-    inputs, labels = data['inputs'], stack_labels(data['data_samples'])[0]
+    inputs, labels = data['inputs'], model.task.targets(data['data_samples'])[0]
     distiller = model.distillers[0]
     teacher = model.run_teachers(inputs)
     _, student = model._record('student', model.student, inputs)

@@ -51,7 +51,6 @@ from torch.utils._pytree import tree_flatten  # noqa: E402
 
 import kdzoo  # noqa: E402,F401
 from kdzoo.engine.teacher_cache import fill_for_batch  # noqa: E402
-from kdzoo.models.distill_model import stack_labels  # noqa: E402
 from kdzoo.registry import MODELS  # noqa: E402
 from kdzoo.tools_support import load_config as load_checked_config  # noqa: E402
 
@@ -165,7 +164,8 @@ def make_measurements(models, configs, batch_size, device):
 
     def student_step():
         data = reference.data_preprocessor(batch, training=True)
-        losses = reference.task_loss(reference.student(data['inputs']), *stack_labels(data['data_samples']))
+        losses = reference.task_loss(reference.student(data['inputs']),
+                                      *reference.task.targets(data['data_samples']))
         student_wrapper.update_params(sum(losses.values()))
 
     measurements = {'(a) teacher forward': teacher_forward, '(b) student step': student_step}

@@ -13,7 +13,7 @@ from kdzoo.distillers.base import BARE_TEACHER_OUTPUT
 from kdzoo.registry import ADAPTERS, DISTILLERS, MODELS, TASKS, accepted_arguments
 from kdzoo.taps.feature import Feature, FeatureSpec
 from kdzoo.taps.recorder import TapRecorder
-from kdzoo.tasks import BaseTask, stack_labels  # noqa: F401  (stack_labels: re-exported for tools)
+from kdzoo.tasks import BaseTask, stack_labels  # noqa: F401  (stack_labels: its old home, kept for one release)
 from .builders import build_model
 from .weights import load_weights
 
