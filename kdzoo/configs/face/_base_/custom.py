@@ -7,7 +7,8 @@
 # ArcFace m=0.5 (configs/face/_base_/swin_s-mbf.py).
 # ArcFace s=64, m=0.3 (the ORL quick start's margin for few identities trained from scratch).
 # A distillation config's teacher dict must equal custom_teacher.py's model: the teacher is loaded strictly.
-_base_ = ['../../_base_/default_runtime.py', '../../_base_/datasets/face_custom.py']
+_base_ = ['../../_base_/default_runtime.py', '../../_base_/datasets/face_custom.py',
+          '../../_base_/schedules/face_sgd_20e.py']
 margin_head = dict(type='ArcFaceHead', num_classes={{_base_.num_classes}}, s=64.0, m=0.3)
 face_teacher = dict(type='FaceRecognizer',
                     backbone=dict(type='FaceSwin', arch='tiny', embed_dim=32, depths=(2, 2, 2, 2),
@@ -19,14 +20,12 @@ face_student = dict(type='FaceRecognizer', backbone=dict(type='mobilefacenet', b
 # they train it first. Delete it after changing the data (its head has one centre per training identity).
 teacher_checkpoint = 'work_dirs/face/custom_teacher.safetensors'
 
-# The face recipe's SGD (momentum 0.9, weight decay 5e-4, gradient clipping at norm 5, linear decay to 0) for 20
-# epochs, LR 0.1 with a linear warm-up from 0.01 over the first epoch; validation every epoch, the best checkpoint
-# kept. Both schedules start at 0 and the decay has no `end`, so it lasts to train_cfg.max_epochs, also when that
+# The face recipe's SGD (face_sgd_20e.py: momentum 0.9, weight decay 5e-4, gradient clipping at norm 5, linear
+# decay to 0) for 20 epochs, LR 0.1 with a linear warm-up from 0.01 over the first epoch; validation every epoch,
+# the best checkpoint kept. Both schedules start at 0 and the decay has no `end`, so it lasts to train_cfg.max_epochs, also when that
 # is overridden (even to 1).
 max_epochs = 20
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
-                     clip_grad=dict(max_norm=5.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=True, begin=0, convert_to_iter_based=True),

@@ -17,7 +17,7 @@
 # and 8 epochs from scratch (measured by kdzoo, one seed: the teacher reaches AUC 0.977 on the held-out pairs
 # with m=0.3 and 0.967 with m=0.5).
 # Input size and normalisation: the face models' (configs/_base_/datasets/face_112.py); the pipelines pad first.
-_base_ = ['../../_base_/datasets/face_112.py']
+_base_ = ['../../_base_/datasets/face_112.py', '../../_base_/schedules/face_sgd_20e.py']
 num_classes = 28
 train_pipeline = [
     dict(type='FaceResize', size=112, mode='pad'),
@@ -51,15 +51,13 @@ orl_student = dict(type='FaceRecognizer', backbone=dict(type='mobilefacenet', bl
 # the distillation configs train it first with configs/face/orl_teacher.py (teacher_configs).
 teacher_checkpoint = 'kdzoo/data/teachers/orl_swin_teacher.safetensors'
 
-# Schedule (teacher and students): the face recipe's SGD (momentum 0.9, weight decay 5e-4, gradient clipping at
-# norm 5, linear decay to 0), shortened to 8 epochs of 17 steps (batch 16), LR 0.1 after a one-epoch linear
-# warm-up from 0.01.
+# Schedule (teacher and students): the face recipe's SGD (face_sgd_20e.py: momentum 0.9, weight decay 5e-4,
+# gradient clipping at norm 5, linear decay to 0), shortened to 8 epochs of 17 steps (batch 16), LR 0.1 after a
+# one-epoch linear warm-up from 0.01.
 max_epochs = 8
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict()
 test_cfg = dict()
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
-                     clip_grad=dict(max_norm=5.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=True, begin=1, end=max_epochs,
