@@ -109,10 +109,10 @@ class TeacherCache:
         if reasons:
             raise ValueError("model.teacher_cache cannot be used with this model: " + '; '.join(reasons) +
                              ". Remove model.teacher_cache to run the teachers live.")
-        embedders = [name for name in self.cached_names(model) if hasattr(model.teachers[name], 'predict_samples')]
-        if topk is not None and embedders:
-            raise ValueError(f"model.teacher_cache.topk compresses class logits, but teachers {embedders} output "
-                             "embeddings (face recognisers), which must be stored whole; remove topk")
+        if topk is not None and model.task.output != 'logits':
+            raise ValueError(f"model.teacher_cache.topk compresses class logits, but the task "
+                             f"{type(model.task).__name__} has the teachers {self.cached_names(model)} output "
+                             f"{model.task.output}s, which must be stored whole; remove topk")
         self.model = model
         self.path, self.views, self.seed, self.dtype, self.topk = path, views, seed, dtype, topk
         self.teacher_configs = teacher_configs or {}
