@@ -4,10 +4,10 @@
                              [--resize H W [--resize-mode pad|crop|stretch]]
                              [--pairs-bin OUT.bin --num-pairs N [--seed 0] [--pairs-only]]
 
-Writes ``OUT_DIR/train.rec``, ``train.idx`` and ``property`` in the insightface layout (face_recognition.md §1):
+Writes ``OUT_DIR/train.rec``, ``train.idx`` and ``property`` in the insightface layout (docs/face_reference.md §1):
 record 0 is the header ``[A, B]``, keys ``1 .. A-1`` the images grouped by identity (label = index of the
 identity folder in sorted order), keys ``A .. B-1`` one ``[start, end)`` record per identity. ``--pairs-bin``
-also writes a verification ``.bin`` (face_recognition.md §2) of N pairs sampled from the same folder, half
+also writes a verification ``.bin`` (docs/face_reference.md §2) of N pairs sampled from the same folder, half
 genuine and half impostor in shuffled order; use a folder of held-out identities for a fair test set.
 Read the results with ``FaceRecordIODataset(OUT_DIR)`` and ``FaceVerificationBin(OUT.bin)``.
 """

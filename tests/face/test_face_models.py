@@ -96,7 +96,7 @@ def test_large_backbone_output_shape_on_meta(name):
 
 
 def test_mobilefacenet_has_the_documented_1_19m_parameters():
-    # face_recognition.md §5: "the 1.19M-parameter version"; measured 1,199,488 with the non-affine
+    # docs/face_reference.md §5: "the 1.19M-parameter version"; measured 1,199,488 with the non-affine
     # embedding BN1d (the usual "1.19M" is this number truncated).
     params = num_params(MobileFaceNet())
     assert abs(params - 1.19e6) / 1.19e6 < 0.01, params

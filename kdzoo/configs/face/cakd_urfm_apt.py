@@ -8,7 +8,7 @@
 #       layer; losses MSE on its L x L attention maps and on its outputs (weights 1). The remaining sizes are the
 #       [PROPOSED] defaults of docs/methods/urfm.md (d = 512, 8 heads, EMA teacher branch and prompt anchor guards).
 # Teacher checkpoint: see configs/face/_base_/swin_s-mbf.py (placeholder work_dirs/face/swin_s_ms1mv2.safetensors).
-# Numbers the paper reports (docs/methods/urfm.md, 'Paper numbers', docs/face_recognition.md §7; not reproduced by kdzoo):
+# Numbers the paper reports (docs/methods/urfm.md, 'Paper numbers', docs/face_reference.md §7; not reproduced by kdzoo):
 #   full method: IJB-C TPR@FPR=1e-4 94.40 | IJB-B 92.48 | MegaFace rank-1 95.37 | CFP-FP 94.63 | CPLFW 91.14 |
 #                AgeDB 97.20
 #   student baseline: 89.13 | 87.07 | 90.91 | CFP-FP 91.66 | CPLFW 87.93 | AgeDB 95.82

@@ -5,7 +5,7 @@
 # 512x7x7 map before GDC onto the same 49 local centres (defaults of docs/methods/urfm.md).
 # Teacher checkpoint (placeholder, not shipped): work_dirs/face/iresnet50_ms1mv2.safetensors, the IResNet-50
 # FaceRecognizer trained on MS1MV2 with configs/face/iresnet50_teacher.py (see its header), or your own file.
-# Numbers reported (docs/face_recognition.md §7; the paper's IR-50 -> MobileFaceNet URFM numbers were not
+# Numbers reported (docs/face_reference.md §7; the paper's IR-50 -> MobileFaceNet URFM numbers were not
 # readable, docs/methods/urfm.md, 'Paper numbers'):
 #   IR-50 teacher: IJB-C TPR@FPR=1e-4 95.16 | IJB-B 93.45 | MegaFace 98.14 | CFP-FP 97.63 | CPLFW 92.50 | AgeDB 97.92
 #   student without KD: 89.13 | 87.07 | 90.91 | 91.66 | 87.93 | 95.82

@@ -1,7 +1,7 @@
 """Face-recognition data: MXNet RecordIO, ImageFolder, verification .bin, IJB images and metadata, the embedded ORL
 set and 5-point alignment.
 
-Formats and conventions: face_recognition.md §1-4. Importing this package registers ``FaceRecordIODataset``,
+Formats and conventions: docs/face_reference.md §1-4. Importing this package registers ``FaceRecordIODataset``,
 ``FaceImageFolder``, ``FaceVerificationBin``, ``IJBDataset`` and ``ORLFaces`` in ``kdzoo.registry.DATASETS`` and
 ``FaceResize`` and ``ViewFlip`` in ``kdzoo.registry.TRANSFORMS``.
 """

@@ -1,4 +1,4 @@
-"""5-point face alignment onto the arcface template (docs/face_recognition.md §4).
+"""5-point face alignment onto the arcface template (docs/face_reference.md §4).
 
 The least-squares similarity (rotation, uniform scale, translation) that takes the five detected landmarks
 (left eye, right eye, nose tip, left and right mouth corners, in (x, y) pixels) onto the template, then an
@@ -8,7 +8,7 @@ affine warp to ``image_size`` x ``image_size`` with a zero border: what insightf
 import cv2
 import numpy as np
 
-# ArcFace 5-point template in 112×112 pixels, (x, y) (face_recognition.md §4).
+# ArcFace 5-point template in 112×112 pixels, (x, y) (docs/face_reference.md §4).
 ARCFACE_TEMPLATE_112 = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366),
                         (41.5493, 92.3655), (70.7299, 92.2041))
 

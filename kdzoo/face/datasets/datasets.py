@@ -35,7 +35,7 @@ def _image_item(info, img):
 class FaceRecordIODataset(BaseDataset):
     """Images and identity labels from an MXNet RecordIO set (``train.rec`` / ``train.idx`` / ``property``).
 
-    Both layouts of face_recognition.md §1: insightface (record 0 is a header; images are keys ``1 .. A-1``) and
+    Both layouts of docs/face_reference.md §1: insightface (record 0 is a header; images are keys ``1 .. A-1``) and
     plain im2rec (every ``.idx`` key is an image). Records are decoded lazily; ``metainfo['num_classes']`` comes
     from ``property``, else from the header record.
 

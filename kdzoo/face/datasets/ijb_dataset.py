@@ -1,4 +1,4 @@
-"""``IJBDataset``: the IJB-B / IJB-C images of the 1:1 template verification (docs/face_recognition.md §3).
+"""``IJBDataset``: the IJB-B / IJB-C images of the 1:1 template verification (docs/face_reference.md §3).
 
 Item ``i`` is row ``i`` of ``meta/<p>_face_tid_mid.txt``: its ``loose_crop`` image, decoded as RGB like every
 kdzoo face dataset, aligned to ``image_size`` x ``image_size`` with its five landmarks from

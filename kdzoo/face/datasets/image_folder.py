@@ -1,4 +1,4 @@
-"""Scan an ImageFolder-style face set: one sub-folder per identity (docs face_recognition.md §1).
+"""Scan an ImageFolder-style face set: one sub-folder per identity (docs/face_reference.md §1).
 
 Identities and the images inside each are sorted by name, as torchvision's ``ImageFolder`` (used by
 insightface's ImageFolder loader) sorts them, so class indices agree with it.

@@ -1,6 +1,6 @@
 """The error a face dataset raises when its files are not where the config says.
 
-It names every path that was looked for, shows the expected layout (docs face_recognition.md §1-2) and points at
+It names every path that was looked for, shows the expected layout (docs/face_reference.md §1-2) and points at
 the ORL quick start, which runs offline on the embedded ORL faces.
 """
 import os
@@ -33,5 +33,5 @@ def missing_data_error(dataset, looked_for, layout):
     lines = [f'{dataset}: data not found. Looked for:']
     for path in looked_for:
         lines.append(f"  {'found  ' if os.path.exists(path) else 'MISSING'} {path}")
-    lines += ['Expected layout (docs/face_recognition.md §1):', layout, ORL_QUICK_START]
+    lines += ['Expected layout (docs/face_reference.md §1):', layout, ORL_QUICK_START]
     return FileNotFoundError('\n'.join(lines))

@@ -1,6 +1,6 @@
 """insightface verification sets (``lfw.bin``, ``cfp_fp.bin``, ``agedb_30.bin``, ...), read without trusting pickle.
 
-Format (docs face_recognition.md §2): a pickled tuple ``(bins, issame_list)``. ``bins`` holds 2N encoded images
+Format (docs/face_reference.md §2): a pickled tuple ``(bins, issame_list)``. ``bins`` holds 2N encoded images
 (pair ``i`` = entries ``2i`` and ``2i + 1``), ``issame_list`` N booleans. Old files were written by Python 2
 (images as ``str``, read back with ``encoding='bytes'``), newer ones hold each image as a uint8 numpy array.
 

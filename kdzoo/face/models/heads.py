@@ -23,7 +23,7 @@ from kdzoo.registry import MODELS
 __all__ = ['MARGIN_PRESETS', 'CombinedMargin', 'CombinedMarginHead', 'ArcFaceHead', 'CosFaceHead',
            'PartialFC', 'sharded_parameter_names', 'exclude_sharded_centres_from_ddp']
 
-# (m1, m2, m3) of the usual settings (face_recognition.md §6).
+# (m1, m2, m3) of the usual settings (docs/face_reference.md §6).
 MARGIN_PRESETS: Dict[str, Dict[str, float]] = {
     'arcface': dict(m1=1.0, m2=0.5, m3=0.0),
     'cosface': dict(m1=1.0, m2=0.0, m3=0.35),

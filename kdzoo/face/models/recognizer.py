@@ -2,7 +2,7 @@
 
 This is the model a face config names as student or teacher. ``forward`` returns the raw (un-normalised)
 embedding: verification normalises it after flip fusion, IJB uses its norm as a quality weight
-(face_recognition.md §2-3), and the margin head normalises it itself. ``kdzoo_task = 'face_recognition'``
+(docs/face_reference.md §2-3), and the margin head normalises it itself. ``kdzoo_task = 'face_recognition'``
 makes a DistillModel with this student use :class:`~kdzoo.face.task.FaceRecognitionTask`, whose loss is
 ``task_loss`` and whose prediction writes the embeddings (and flipped ones) for the metrics.
 

@@ -1,4 +1,4 @@
-"""Verification metrics against hand-worked answers (insightface protocol, docs/face_recognition.md §2)."""
+"""Verification metrics against hand-worked answers (insightface protocol, docs/face_reference.md §2)."""
 import math
 import warnings
 

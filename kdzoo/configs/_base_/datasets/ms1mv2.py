@@ -18,7 +18,7 @@
 #
 # Faces are already aligned and 112x112: no resizing (input, normalisation and flip: face_112.py).
 #
-# IJB-B and IJB-C 1:1 verification (docs/face_recognition.md §3) join the TEST sets (tools/test.py, not the
+# IJB-B and IJB-C 1:1 verification (docs/face_reference.md §3) join the TEST sets (tools/test.py, not the
 # validation during training) when the IJB_ROOT environment variable names insightface's IJB release:
 #   $IJB_ROOT/IJBB/loose_crop/   $IJB_ROOT/IJBB/meta/ijbb_{face_tid_mid,template_pair_label,name_5pts_score}.txt
 #   $IJB_ROOT/IJBC/loose_crop/   $IJB_ROOT/IJBC/meta/ijbc_{face_tid_mid,template_pair_label,name_5pts_score}.txt

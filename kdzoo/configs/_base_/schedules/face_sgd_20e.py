@@ -1,4 +1,4 @@
-# The standard MS1MV2 recipe of insightface arcface_torch (docs/face_recognition.md §7): SGD, LR 0.1, momentum 0.9,
+# The standard MS1MV2 recipe of insightface arcface_torch (docs/face_reference.md §7): SGD, LR 0.1, momentum 0.9,
 # weight decay 5e-4, batch 128 per GPU x 8 GPUs (1,024), 20 epochs, linear decay to 0 (poly, power 1) stepped
 # every iteration, gradient clipping at norm 5, fp16 with a dynamic grad scaler. fp16 is switched on with
 # tools/train.py --amp (AmpOptimWrapper, dynamic loss scale), so that the same config also runs in fp32 (CPU).

@@ -31,7 +31,7 @@ facial positional encoding [paper]:
   centers sit at integers and the nose tip lands at (row, col) ≈ (3.98, 3.00). D_face [PROPOSED]:
   ``saliency`` (SD, the default; Euclidean + SD is the paper's best [paper]): side·|S(c_i) − S(anchor)| with
   S(u) = max_k exp(−‖u − l_k‖² / 2σ²), σ = 1 cell; ``relative`` (RD): |min_k ‖c_i − l_k‖ − min_k ‖a − l_k‖|.
-* Landmarks are the fixed 5-point ArcFace template (face_recognition.md §4), since MS1MV2 faces are aligned
+* Landmarks are the fixed 5-point ArcFace template (docs/face_reference.md §4), since MS1MV2 faces are aligned
   to it (docs/methods/urfm.md) [PROPOSED]. Deviation: a per-image landmark option is not offered (the face
   datasets carry no landmarks).
 
