@@ -116,3 +116,20 @@ def test_nothing_points_outside_the_repository():
                 offenders.append(f"{osp.relpath(path, ROOT)}:{number}: {line.strip()[:100]}")
     assert not offenders, "references to material outside the repository (cite the paper and docs/methods/ " \
                           "instead):\n" + '\n'.join(offenders)
+
+
+SECTION_CITATION = re.compile(r'(docs/[\w/]+\.md) §(\d+)(?:-(\d+))?')
+
+
+def test_every_cited_section_exists_in_the_repository():
+    """``docs/<page>.md §N`` citations in code, configs, tests and docs name a numbered section of that page."""
+    missing = []
+    for path in project_text_files():
+        for number, line in enumerate(open(path, encoding='utf-8', errors='replace'), 1):
+            for page, first, last in SECTION_CITATION.findall(line):
+                target = osp.join(ROOT, page)
+                headings = open(target, encoding='utf-8').read() if osp.isfile(target) else ''
+                for section in range(int(first), int(last or first) + 1):
+                    if not re.search(rf'^#+ {section}\. ', headings, re.MULTILINE):
+                        missing.append(f"{osp.relpath(path, ROOT)}:{number}: {page} §{section}")
+    assert not missing, "citations of sections that do not exist:\n" + '\n'.join(missing)
