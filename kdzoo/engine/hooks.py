@@ -1,9 +1,9 @@
 """Hooks kdzoo adds to mmengine's Runner."""
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from kdzoo.registry import HOOKS
+from kdzoo.taps.recorder import unwrap
 
 
 @HOOKS.register_module()
@@ -18,7 +18,7 @@ class TeacherEvalHook(Hook):
     priority = 'LOW'
 
     def before_train(self, runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap(runner.model)
         if not getattr(model, 'teachers', None) or runner.val_loop is None:
             return
         for name in model.teachers:
@@ -66,7 +66,7 @@ class FiniteWeightsHook(Hook):
         self.check(checkpoint.get('state_dict', {}), 'the checkpoint about to be saved')
 
     def after_train(self, runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap(runner.model)
         self.check(model.state_dict(), 'the trained model')
 
     @staticmethod

@@ -18,10 +18,10 @@ import re
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from kdzoo.datasets.replay import find_replay_dataset
 from kdzoo.registry import HOOKS
+from kdzoo.taps.recorder import unwrap
 from .cache_store import STORE_DTYPES, CacheStore, decode, encode, human_bytes, planned_bytes
 
 CACHE_KEYS = ('path', 'views', 'seed', 'dtype', 'topk')
@@ -254,10 +254,6 @@ class TeacherCache:
         return out
 
 
-def bare(model):
-    return model.module if is_model_wrapper(model) else model
-
-
 @HOOKS.register_module()
 class TeacherCacheHook(Hook):
     """Sets the ReplayDataset's epoch before every training epoch and opens the model's teacher cache.
@@ -270,7 +266,7 @@ class TeacherCacheHook(Hook):
 
     def before_train(self, runner):
         replay = self._replay(runner)
-        cache = getattr(bare(runner.model), 'teacher_cache', None)
+        cache = getattr(unwrap(runner.model), 'teacher_cache', None)
         if cache is None:
             return
         if replay is None:
