@@ -74,3 +74,64 @@ def test_the_core_does_not_import_the_face_vertical():
 def test_each_core_part_is_checked(path):
     checked = {relative(p) for p in kdzoo_modules()}
     assert any(p == path or p.startswith(path + '/') for p in checked)
+
+
+# The layers of docs/architecture.md, top to bottom: a module imports its own layer or lower ones.
+LAYERS = [
+    ('kdzoo', 'kdzoo.benchmark', 'kdzoo.bench', 'kdzoo.cli', 'kdzoo.tools_support'),   # commands
+    ('kdzoo.face',),                                        # the face-recognition vertical
+    ('kdzoo.methods',),                                     # one unit per method
+    ('kdzoo.engine',),                                      # mmengine glue
+    ('kdzoo.models', 'kdzoo.models.distill_model'),         # DistillModel (and the package that exports it)
+    ('kdzoo.tasks', 'kdzoo.distillers', 'kdzoo.adapters'),  # the interfaces
+    ('kdzoo.models.*', 'kdzoo.datasets'),                   # builders, weights, involution; datasets
+    ('kdzoo.taps',),
+    ('kdzoo.registry',),
+    ('kdzoo.utils',),
+]
+# The arrows that point up, each named in docs/architecture.md: (importing module, imported module).
+UPWARD_IMPORTS = {
+    ('kdzoo.distillers.base', 'kdzoo.engine.schedules'),           # every distiller's weight schedule
+    ('kdzoo.models.distill_model', 'kdzoo.engine.teacher_cache'),  # opened only when configured
+    ('kdzoo.utils.compat', 'kdzoo.models.weights'),                 # mmengine's loader patched to kdzoo's safe one
+}
+
+
+def layer_of(module):
+    """Index in LAYERS of the most specific entry that ``module`` falls under."""
+    best, best_length = None, -1
+    for index, entries in enumerate(LAYERS):
+        for entry in entries:
+            prefix = entry[:-2] if entry.endswith('.*') else entry
+            matches = module.startswith(prefix + '.') if entry.endswith('.*') else \
+                module == prefix or (module.startswith(prefix + '.') and prefix != 'kdzoo')
+            if matches and len(entry) > best_length:
+                best, best_length = index, len(entry)
+    return best
+
+
+def test_every_module_has_a_layer():
+    unplaced = [module_name(p) for p in kdzoo_modules() if layer_of(module_name(p)) is None]
+    assert not unplaced, f"modules outside every layer of docs/architecture.md: {unplaced}"
+
+
+def test_no_import_points_up_a_layer():
+    upward = []
+    for path in kdzoo_modules():
+        source = module_name(path)
+        for target in imported_modules(path):
+            if not target.startswith('kdzoo.') or layer_of(target) is None:
+                continue
+            if layer_of(target) < layer_of(source) and (source, target) not in UPWARD_IMPORTS \
+                    and not any(target.startswith(t + '.') and source == s for s, t in UPWARD_IMPORTS):
+                upward.append(f"{source} -> {target}")
+    assert not upward, ("imports that point up a layer (docs/architecture.md, Layers): " + ', '.join(sorted(set(upward)))
+                        + "; move the shared code down, or reach the upper layer through a registry")
+
+
+def test_layers_order_the_parts_as_the_architecture_page_draws_them():
+    assert layer_of('kdzoo.taps.recorder') > layer_of('kdzoo.methods.kd.distiller')   # taps -> methods is up
+    assert layer_of('kdzoo.models.distill_model') < layer_of('kdzoo.models.builders')
+    assert layer_of('kdzoo.models') == layer_of('kdzoo.models.distill_model')
+    assert layer_of('kdzoo.face.task') < layer_of('kdzoo.tasks.classification')
+    assert layer_of('kdzoo.utils.checks') == len(LAYERS) - 1
