@@ -1,4 +1,4 @@
-"""IJB-B / IJB-C 1:1 verification metadata, as insightface distributes it (docs face_recognition.md §3).
+"""IJB-B / IJB-C 1:1 verification metadata, as insightface distributes it (docs/face_reference.md §3).
 
 Files under ``<root>/meta/`` (``<p>`` is ``ijbb`` or ``ijbc``), all space-separated text without header:
 

@@ -1,6 +1,6 @@
 """MXNet RecordIO (``.rec`` + ``.idx``) in pure Python/numpy: no ``mxnet`` import.
 
-Format (docs face_recognition.md §1; dmlc-core ``recordio.h``, MXNet ``recordio.py``):
+Format (docs/face_reference.md §1; dmlc-core ``recordio.h``, MXNet ``recordio.py``):
 
 * A ``.rec`` file is a run of chunks. Chunk = uint32 LE magic ``0xCED7230A`` (bytes ``0a 23 d7 ce``), uint32 LE
   ``lrecord = cflag << 29 | length``, then ``length`` bytes zero-padded to a 4-byte boundary.

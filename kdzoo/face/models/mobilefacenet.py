@@ -24,7 +24,7 @@ __all__ = ['ConvBlock', 'LinearBlock', 'DepthWise', 'Residual', 'GDC', 'MobileFa
            'mobilefacenet', 'mbf', 'mbf_large']
 
 # width scale, blocks of (stage-1 conv, residual groups at 28, 14, 7), affine final BN1d.
-# 'mfn' is the 1.19M-parameter network (face_recognition.md §5; its embedding BN has no affine);
+# 'mfn' is the 1.19M-parameter network (docs/face_reference.md §5; its embedding BN has no affine);
 # 'mbf' / 'mbf_large' are arcface_torch's get_mbf / get_mbf_large.
 MOBILEFACENET_ARCHS = {
     'mfn': dict(scale=1, blocks=(1, 4, 6, 2), affine_embedding_bn=False),
