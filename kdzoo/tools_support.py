@@ -13,6 +13,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from kdzoo.engine.runner import KdzooRunner
+from kdzoo.taps.recorder import unwrap
 from kdzoo.utils.compat import (CONFIGS_DIR, KDZOO_PREFIX, init_cpu_distributed, kdzoo_config_path,
                                 needs_cpu_distributed)
 
@@ -20,11 +21,12 @@ PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
 
 
 # The top-level keys mmengine's Runner reads: those Runner.from_cfg passes to Runner.__init__, and those the
-# Runner reads later with ``self.cfg.get``; then kdzoo's own.
+# Runner reads later with ``self.cfg.get``; then kdzoo's own (``custom_imports``: load_config imports it after the
+# options, so ``--cfg-options custom_imports.imports=[my_module]`` brings in a module of one's own).
 RUNNER_KEYS = tuple(inspect.signature(Runner.__init__).parameters)[1:-1] + (
     'model_wrapper_cfg', 'sync_bn', 'find_unused_parameters', 'compile', 'efficient_conv_bn_eval',
     'activation_checkpointing')
-KDZOO_KEYS = ('teacher_configs',)
+KDZOO_KEYS = ('teacher_configs', 'custom_imports')
 
 
 def add_trust_checkpoint_flag(parser):
@@ -184,8 +186,7 @@ def build_runner(cfg, launcher='none'):
 
 
 def bare_model(runner):
-    model = runner.model
-    return model.module if hasattr(model, 'module') else model
+    return unwrap(runner.model)
 
 
 def export_student(model, path):
