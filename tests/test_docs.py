@@ -62,7 +62,7 @@ def test_tutorial_adapter_changes_the_teacher_forward_keeps_its_keys_and_trains(
 
 
 @pytest.mark.parametrize('page', ['getting_started.md', 'methods.md', 'adding_a_distiller.md', 'adding_an_adapter.md',
-                                  'adding_a_task.md',
+                                  'adding_a_task.md', 'adding_a_dataset.md',
                                   'configuration.md', 'distributed.md', 'faq.md', 'face_recognition.md', 'taps.md',
                                   'own_data.md', 'teacher_cache.md'])
 def test_docs_are_linked_from_the_readme(page):
