@@ -67,6 +67,7 @@ def test_csv_dataset_from_the_config_lists_the_labels_and_packs_the_models_input
 
 @pytest.mark.parametrize('row, problem', [('images/1.png,seven', "label 'seven' is not a class index 0..9"),
                                           ('images/1.png,10', "label '10' is not a class index 0..9"),
+                                          ('images/1.png,-1', "label '-1' is not a class index 0..9"),
                                           ('images/1.png', '1 columns'),
                                           ('images/missing.png,3', 'missing.png')])
 def test_a_bad_row_is_refused_naming_file_line_and_fix(tutorial, row, problem):
