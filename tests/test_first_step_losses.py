@@ -114,13 +114,13 @@ EXPECTED = {'kd': {'loss_cls': 2.1497044563293457,
                 'second/loss_fitnet_stage3': 4.146920204162598,
                 'second/loss_fitnet_stage4': 2.324526309967041},
  'urfm_apt': {'loss_arcface': 25.57404136657715,
-              'loss_urfm_attn': 1.3878787875898357e-11,
-              'loss_urfm_feat': 0.21158358454704285,
-              'loss_urfm_anchor': 0.0070504844188690186,
-              'second/loss_arcface': 25.594120025634766,
-              'second/loss_urfm_attn': 1.2511217756250304e-11,
-              'second/loss_urfm_feat': 0.08293192833662033,
-              'second/loss_urfm_anchor': 0.007050365209579468}}
+              'loss_urfm_attn': 9.081214557227213e-06,
+              'loss_urfm_feat': 0.21141129732131958,
+              'loss_urfm_anchor': 0.007022932171821594,
+              'second/loss_arcface': 25.570430755615234,
+              'second/loss_urfm_attn': 1.294107369176345e-05,
+              'second/loss_urfm_feat': 0.08239886164665222,
+              'second/loss_urfm_anchor': 0.007021918892860413}}
 
 
 def build_without_checkpoints(config, overrides):

@@ -75,6 +75,7 @@ from kdzoo.distillers.base import BARE_TEACHER_OUTPUT, AdapterNeed, BaseDistille
 
 LANDMARK_NAMES = ('left_eye', 'right_eye', 'nose', 'left_mouth', 'right_mouth')
 FACIAL_PES = ('none', 'euclidean', 'euclidean+saliency', 'euclidean+relative')
+QK_INITS = ('unit', 'trunc_normal')
 FACE_SIZE = 112
 
 
@@ -157,6 +158,11 @@ class FacialPositionalEncoding(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- URFM modules
+def unit_variance_(weight):
+    """LeCun-normal weight, std 1/√fan_in: unit-variance inputs give unit-variance outputs."""
+    return nn.init.normal_(weight, std=weight.shape[-1] ** -0.5)
+
+
 def split_heads(x, num_heads):
     """(..., N, d) → (..., heads, N, d / heads)."""
     return x.unflatten(-1, (num_heads, -1)).transpose(-3, -2)
@@ -176,6 +182,11 @@ class LocalCenterQueries(nn.Module):
         self.query = nn.Linear(dim, dim)
         self.pe = positional_encoding
         trunc_normal_(self.centers, std=0.02)
+
+    def init_unit_variance(self):
+        """Centers N(0, 1), like DETR's query embeddings, and a unit-variance W_q: unit-variance queries."""
+        nn.init.normal_(self.centers, std=1.0)
+        unit_variance_(self.query.weight)
 
     def forward(self):
         queries = self.query(self.centers)
@@ -200,6 +211,10 @@ class ReceptiveFieldMapping(nn.Module):
         self.value = nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
 
+    def init_unit_variance(self):
+        """A unit-variance W_k: its input is LayerNorm'd, so the keys have unit variance."""
+        unit_variance_(self.key.weight)
+
     def forward(self, features, queries):
         """(B, N, in_dim) features, (L, d) queries → (B, L, d) local features h."""
         features = self.norm(self.proj(scale_free(features)))
@@ -221,6 +236,10 @@ class MSALayer(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def init_unit_variance(self):
+        """Unit-variance query and key rows of the qkv projection (its input is LayerNorm'd)."""
+        unit_variance_(self.qkv.weight[:2 * self.qkv.in_features])
 
     def forward(self, x):
         q, k, v = (split_heads(part, self.num_heads) for part in self.qkv(self.norm1(x)).chunk(3, dim=-1))
@@ -274,15 +293,16 @@ class URFM(BaseDistiller):
     adapter_needs = (AdapterNeed('prompts', PromptOutputs, on='teacher', required=False, suggest='apt'),)
 
     def __init__(self, student_tap='stage4', teacher_tap='stage4', center_grid=7, dim=512, num_heads=8,
-                 mlp_ratio=4, facial_pe='euclidean+saliency', irpe_ratio=1.9, gamma=1.0, saliency_sigma=1.0,
+                 mlp_ratio=4, qk_init='unit', facial_pe='euclidean+saliency', irpe_ratio=1.9, gamma=1.0, saliency_sigma=1.0,
                  pe_anchor='nose', landmarks=ARCFACE_TEMPLATE_112, attn_weight=1.0, feat_weight=1.0,
                  anchor_weight=1.0, teacher_ema=True, ema_momentum=0.999, prompt_anchor=None, **kwargs):
         super().__init__(**kwargs)
-        self._check_arguments(center_grid, dim, num_heads, facial_pe, irpe_ratio, pe_anchor, landmarks,
+        self._check_arguments(center_grid, dim, num_heads, qk_init, facial_pe, irpe_ratio, pe_anchor, landmarks,
                               ema_momentum, (attn_weight, feat_weight, anchor_weight))
         self.student_tap, self.teacher_tap = student_tap, teacher_tap
         self.center_grid, self.dim, self.num_heads, self.mlp_ratio = int(center_grid), int(dim), int(num_heads), \
             int(mlp_ratio)
+        self.qk_init = qk_init
         self.facial_pe, self.irpe_ratio = facial_pe, float(irpe_ratio)
         self.gamma, self.saliency_sigma = float(gamma), float(saliency_sigma)
         self.pe_anchor, self.landmarks = pe_anchor, tuple(tuple(map(float, p)) for p in landmarks)
@@ -294,16 +314,19 @@ class URFM(BaseDistiller):
         self.queries = LocalCenterQueries(self.center_grid ** 2, self.dim, self._positional_encoding())
         self.msa = MSALayer(self.dim, self.num_heads, self.mlp_ratio)
         init_linear_layers(self)
+        self._init_query_key(self.queries, self.msa)
         self.student_mapping = None
         self.teacher_mapping = None
         self._tap_path = None      # the teacher module the tap reads, whose prompt outputs join f^T
 
-    def _check_arguments(self, center_grid, dim, num_heads, facial_pe, irpe_ratio, pe_anchor, landmarks,
+    def _check_arguments(self, center_grid, dim, num_heads, qk_init, facial_pe, irpe_ratio, pe_anchor, landmarks,
                          ema_momentum, weights):
         if int(center_grid) < 1:
             raise ValueError(f"urfm: center_grid must be >= 1, got {center_grid}")
         if dim % num_heads:
             raise ValueError(f"urfm: dim must be divisible by num_heads, got {dim} / {num_heads}")
+        if qk_init not in QK_INITS:
+            raise ValueError(f"urfm: qk_init must be one of {QK_INITS}, got {qk_init!r}")
         if facial_pe not in FACIAL_PES:
             raise ValueError(f"urfm: facial_pe must be one of {FACIAL_PES}, got {facial_pe!r}")
         positive('urfm', 'irpe_ratio', irpe_ratio)
@@ -324,6 +347,15 @@ class URFM(BaseDistiller):
                                      LANDMARK_NAMES.index(self.pe_anchor), self.gamma, self.saliency_sigma)
         return FacialPositionalEncoding(irpe_piecewise_index(distances, self.irpe_ratio),
                                         num_buckets(self.irpe_ratio), self.dim)
+
+    def _init_query_key(self, *modules):
+        """``qk_init='unit'``: unit-variance queries and keys in both attentions, the premise of the
+        1/√d_h scale; ``'trunc_normal'`` keeps trunc-normal(0.02) centers and linears, whose logits are ~1e-2
+        and make every attention map uniform."""
+        if self.qk_init == 'unit':
+            with torch.no_grad():
+                for module in modules:
+                    module.init_unit_variance()
 
     # ------------------------------------------------------------------ set-up
     def use_prompt_anchor(self, prompt_anchor):
@@ -362,6 +394,7 @@ class URFM(BaseDistiller):
         self.teacher_mapping = ReceptiveFieldMapping(teacher_spec.channels, self.dim, self.num_heads)
         init_linear_layers(self.student_mapping)
         init_linear_layers(self.teacher_mapping)
+        self._init_query_key(self.student_mapping, self.teacher_mapping)
         if self.teacher_ema:
             self.ema_queries = buffer_copy(self.queries)
             self.ema_msa = buffer_copy(self.msa)
@@ -419,5 +452,6 @@ class URFM(BaseDistiller):
     def extra_repr(self):
         return (f"{super().extra_repr()}, taps={self.student_tap}->{self.teacher_tap}, "
                 f"centers={self.center_grid}x{self.center_grid}, dim={self.dim}, heads={self.num_heads}, "
+                f"qk_init={self.qk_init!r}, "
                 f"facial_pe={self.facial_pe!r}, irpe_ratio={self.irpe_ratio}, teacher_ema={self.teacher_ema}, "
                 f"prompt_anchor={self.prompt_anchor}")
