@@ -53,6 +53,7 @@ def load_config(path, options=None):
         cfg.merge_from_dict(options)
     import_custom_modules(cfg, path)
     cfg = apply_config_resolvers(cfg)
+    check_data_arguments(cfg)
     return resolve_shipped_paths(cfg)
 
 
@@ -65,6 +66,44 @@ def apply_config_resolvers(cfg):
     for resolve in CONFIG_RESOLVERS.module_dict.values():
         cfg = resolve(cfg)
     return cfg
+
+
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def check_data_arguments(cfg):
+    """Refuse a misspelt dataset or transform argument when the config is loaded, naming where it is.
+
+    mmengine's Runner builds the datasets only when a loop starts, after the models and teachers, and through
+    its own builder, which reports an unknown argument as a bare ``TypeError`` (or, for a class taking
+    ``**kwargs``, not at all). Types that cannot be resolved here are left to the Runner.
+    """
+    from kdzoo.registry import DATASETS, TRANSFORMS, check_arguments
+    for loader in DATALOADERS:
+        loader_cfg = cfg.get(loader)
+        if isinstance(loader_cfg, dict) and isinstance(loader_cfg.get('dataset'), dict):
+            check_dataset_arguments(loader_cfg['dataset'], f'{loader}.dataset', DATASETS, TRANSFORMS, check_arguments)
+
+
+def check_dataset_arguments(dataset, where, datasets, transforms, check_arguments):
+    """:func:`check_data_arguments` for one dataset config, its pipeline and the datasets it wraps."""
+    checks = [(dataset, where, datasets)]
+    checks += [(step, f'{where}.pipeline[{i}]', transforms) for i, step in enumerate(dataset.get('pipeline') or ())
+               if isinstance(step, dict)]
+    for item, place, registry in checks:
+        kind = item.get('type')
+        target = registry.get(kind) if isinstance(kind, str) else None
+        if target is None:
+            continue
+        try:
+            check_arguments(item, target, registry.name)
+        except TypeError as error:
+            raise TypeError(f"{place}: {error}") from error
+    if isinstance(dataset.get('dataset'), dict):
+        check_dataset_arguments(dataset['dataset'], f'{where}.dataset', datasets, transforms, check_arguments)
+    for i, inner in enumerate(dataset.get('datasets') or ()):
+        if isinstance(inner, dict):
+            check_dataset_arguments(inner, f'{where}.datasets[{i}]', datasets, transforms, check_arguments)
 
 
 def resolve_shipped_paths(cfg):

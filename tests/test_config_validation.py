@@ -45,3 +45,23 @@ def test_accepted_arguments_follow_kwargs_to_the_parent_only_when_forwarded():
     assert accepted_arguments(DISTILLERS.get('kd')) == ['temperature', 'loss_weight', 'schedule', 'teacher']
     from kdzoo.registry import MODELS
     assert accepted_arguments(MODELS.get('TimmClassifier')) is None   # **kwargs go to timm, which checks
+
+
+def test_a_misspelt_dataset_or_transform_argument_is_refused_when_the_config_loads(tmp_path):
+    """Before any model or teacher is built, with where it is, the key and the closest accepted one."""
+    from kdzoo.tools_support import load_config
+    with pytest.raises(TypeError, match=r"train_dataloader\.dataset: dataset 'EmbeddedMNIST' got unknown keys "
+                                        r"\['splt'\] \('splt': did you mean 'split'\?\)"):
+        load_config('configs/quickstart/kd.py', {'train_dataloader.dataset.splt': 'train'})
+    config = tmp_path / 'wrapped.py'
+    config.write_text(
+        "_base_ = 'kdzoo::quickstart/kd.py'\n"
+        "train_dataloader = dict(dataset=dict(_delete_=True, type='kdzoo.ReplayDataset', views=2, dataset=dict(\n"
+        "    type='EmbeddedMNIST', split='train', pipeline=[dict(type='mmpretrain.PackInputs'),\n"
+        "                                                  dict(type='RandomFlip', prob=0.5, directon='vertical')])))\n")
+    with pytest.raises(TypeError, match=r"train_dataloader\.dataset\.dataset\.pipeline\[1\]: transform "
+                                        r"'RandomFlip' got unknown keys \['directon'\] \('directon': did you mean "
+                                        r"'direction'\?\)"):
+        load_config(str(config))
+    config.write_text(config.read_text().replace("directon", "direction"))
+    assert load_config(str(config)).train_dataloader.dataset.views == 2
