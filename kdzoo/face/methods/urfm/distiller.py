@@ -17,7 +17,14 @@ facial positional encoding [paper]:
     q_i = C_i W_q + P[I(D(i, anchor))]                      shared centers C, W_q and bucket table P
     h_i = W_o Σ_j softmax_j(q_i (f'_j W_k)ᵀ / √d_h) f'_j W_v   multi-head; W_k, W_v, W_o per branch
 
-* L = 49 centers on a 7×7 grid over the 112×112 face, d = 512, 8 heads, centers trunc-normal(0.02) [PROPOSED].
+* L = 49 centers on a 7×7 grid over the 112×112 face, d = 512, 8 heads [PROPOSED].
+* Init (``qk_init='unit'``) [PROPOSED]: queries and keys of both attentions have unit-variance entries, the
+  premise of the 1/√d_h scale: centers N(0, 1) (like DETR's query embeddings; f' is LayerNorm'd, so the
+  centers live at its scale), W_q, W_k and the MSA layer's query/key rows normal(0, 1/d); every other linear
+  and the bucket table trunc-normal(0.02). ``'trunc_normal'`` (kdzoo before this choice) draws the centers
+  and every linear from trunc-normal(0.02): the queries are then ~0.02 and the logits ~1e-2, so each center
+  pools the same token average, h is the same at every center, the MSA attention is uniform (1/L ± 1e-5)
+  and ``loss_urfm_attn`` ~1e-11 on the ORL pair, with no gradient to break the symmetry.
 * Input projection (docs/methods/urfm.md "Linear + LayerNorm") [PROPOSED numerics]: the Linear has no bias and each token is
   first divided by its largest absolute entry (detached). LayerNorm is scale-invariant, so this equals
   LayerNorm(W f) up to LayerNorm's ε, but it cannot overflow when a teacher's activations are huge (an
@@ -275,6 +282,9 @@ class URFM(BaseDistiller):
         student_tap, teacher_tap: the student's last conv map and the teacher's last-stage tokens.
         center_grid: side of the square grid of local centers (L = side², 7 → 49).
         dim, num_heads, mlp_ratio: URFM / MSA width, heads and the MSA layer's MLP ratio.
+        qk_init: ``'unit'`` (default): centers N(0, 1) and query/key projections normal(0, 1/d), so the
+            attention maps are not uniform at init; ``'trunc_normal'``: everything trunc-normal(0.02), the
+            behaviour before this option (inert attention term).
         facial_pe: ``'euclidean+saliency'`` (default), ``'euclidean+relative'``, ``'euclidean'`` or
             ``'none'`` (no positional encoding on the queries).
         irpe_ratio: r of the piecewise index (α, β, γ = r, 2r, 8r).
