@@ -14,12 +14,15 @@ explicit ``(index, view)`` pair, as ``tools/cache_teacher.py`` does.
 """
 import contextvars
 import copy
+import logging
 import random
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 
 from kdzoo.registry import DATASETS
+from .fingerprint import data_fingerprint
 
 SEED_BITS = 2 ** 32
 # The view being drawn, for transforms that make views differ on purpose (ViewFlip); None outside a replay.
@@ -72,6 +75,7 @@ class ReplayDataset:
         self.views = views
         self.seed = seed
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._fingerprint = None
 
     # mmengine's Runner calls full_init() on what it builds and reads metainfo from it
     def full_init(self):
@@ -116,9 +120,22 @@ class ReplayDataset:
         return data
 
     def describe(self):
-        """What a teacher cache records about the data: the wrapped dataset's config, K, seed and length."""
+        """What a teacher cache records about the data: the wrapped dataset's config, K, seed, length and
+        :meth:`fingerprint`."""
         return dict(dataset=self.dataset_cfg if self.dataset_cfg is not None else repr(self.dataset),
-                    views=self.views, seed=self.seed, length=len(self))
+                    views=self.views, seed=self.seed, length=len(self), fingerprint=self.fingerprint())
+
+    def fingerprint(self):
+        """The wrapped dataset's contents (:func:`~kdzoo.datasets.fingerprint.data_fingerprint`), computed once."""
+        if self._fingerprint is None:
+            value = data_fingerprint(self.dataset)
+            if value is None:
+                print_log(f"ReplayDataset: {type(self.dataset).__name__} defines no fingerprint() and no "
+                          "get_data_info(), so a teacher cache cannot tell when its files are edited in place; "
+                          "after editing them, point model.teacher_cache.path at a new folder (docs/teacher_cache.md)",
+                          logger='current', level=logging.WARNING)
+            self._fingerprint = (value,)
+        return self._fingerprint[0]
 
     def __repr__(self):
         return f"ReplayDataset({type(self.dataset).__name__}, {len(self)} samples, views={self.views}, seed={self.seed})"

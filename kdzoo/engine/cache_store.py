@@ -159,14 +159,20 @@ class CacheStore:
     def _check_manifest(self):
         with open(osp.join(self.path, MANIFEST)) as f:
             stored = json.load(f)
+        fix = "point model.teacher_cache.path at a new folder, or delete this one to rebuild it."
+        if stored.get('format') != self.manifest.get('format'):
+            raise ValueError(f"teacher cache {self.path} has manifest format {stored.get('format')}, but this kdzoo "
+                             f"reads format {self.manifest.get('format')} (format 2 adds data.fingerprint, so that "
+                             f"edited training files are detected); {fix}")
         differences = manifest_differences(stored, self.manifest)
         if differences:
             listed = '; '.join(f"{key} differs (cache: {short(old)}, now: {short(new)})"
                                for key, old, new in differences[:6])
             more = f" and {len(differences) - 6} more" if len(differences) > 6 else ''
-            raise ValueError(f"teacher cache {self.path} was made for something else: {listed}{more}. Its outputs "
-                             "would not be this teacher's on this data; point model.teacher_cache.path at a new "
-                             "folder, or delete this one to rebuild it.")
+            edited = (" The training data changed since the cache was filled (a label, a file or the order of the "
+                      "samples)." if any(key.startswith('data.fingerprint') for key, _, _ in differences) else '')
+            raise ValueError(f"teacher cache {self.path} was made for something else: {listed}{more}.{edited} Its "
+                             f"outputs would not be this teacher's on this data; {fix}")
 
     # ------------------------------------------------------------- entries
     def is_written(self, entries):

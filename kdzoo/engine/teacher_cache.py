@@ -19,13 +19,14 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 
+from kdzoo.datasets.fingerprint import canonical_bytes
 from kdzoo.datasets.replay import find_replay_dataset
 from kdzoo.registry import HOOKS
 from kdzoo.taps.recorder import unwrap
 from .cache_store import STORE_DTYPES, CacheStore, decode, encode, human_bytes, planned_bytes
 
 CACHE_KEYS = ('path', 'views', 'seed', 'dtype', 'topk')
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: data.fingerprint (the training set's contents) is recorded
 
 
 def weights_sha256(modules):
@@ -320,11 +321,17 @@ class FixedBatch:
 
     views, seed = 1, 0
 
-    def __init__(self, size):
-        self.size = size
+    def __init__(self, batch):
+        self.batch = batch
 
     def describe(self):
-        return dict(dataset='one fixed batch', views=1, seed=0, length=self.size)
+        inputs = self.batch['inputs']
+        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        digest = hashlib.sha256()
+        for tensor in inputs:
+            digest.update(canonical_bytes(tensor))
+        return dict(dataset='one fixed batch', views=1, seed=0, length=len(self.batch['data_samples']),
+                    fingerprint=dict(inputs_sha256=digest.hexdigest()))
 
 
 @torch.no_grad()
@@ -333,6 +340,6 @@ def fill_for_batch(model, batch):
     for index, sample in enumerate(batch['data_samples']):
         sample.set_metainfo(dict(sample_idx=index, view=0))
     cache = model.teacher_cache
-    cache.open(FixedBatch(len(batch['data_samples'])))
+    cache.open(FixedBatch(batch))
     data = model.data_preprocessor(batch, True)
     cache.fill(data['inputs'], cache.entries(data['data_samples']))

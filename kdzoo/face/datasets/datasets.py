@@ -5,12 +5,14 @@ channel replicated), ``gt_label`` (int), ``ori_shape`` / ``img_shape`` and ``sam
 ``dict(type='mmpretrain.PackInputs')`` packs it directly. Resizing to 112 x 112 is the pipeline's job, e.g.
 ``dict(type='FaceResize', size=112)`` (``kdzoo.face.datasets.transforms``).
 """
+import hashlib
 import logging
 import os
 
 import numpy as np
 from mmengine.dataset import BaseDataset
 
+from kdzoo.datasets.fingerprint import file_stats
 from kdzoo.registry import DATASETS
 from .image_codec import ImageDecodeError, decode_image, read_image_file
 from .image_folder import IMAGE_EXTENSIONS, scan_identity_folders
@@ -107,6 +109,15 @@ class FaceRecordIODataset(BaseDataset):
         label, img = sample
         info['gt_label'] = int(label)
         return self.pipeline(_image_item(info, img))
+
+    def fingerprint(self):
+        """The three files' sizes and modification times and the image keys in index order (the teacher cache's
+        manifest; labels live in the ``.rec`` file, so hashing every record's metadata would mean reading it)."""
+        if not self._fully_initialized:
+            self.full_init()
+        keys = np.ascontiguousarray(np.asarray(self.data_list, dtype=np.int64))
+        return dict(files=file_stats(dict(rec=self.rec_path, idx=self.idx_path, property=self.property_path)),
+                    keys_sha256=hashlib.sha256(keys.tobytes()).hexdigest())
 
     def get_cat_ids(self, idx):
         key = self.get_data_info(idx)['rec_key']  # first: it runs full_init, which opens the reader
@@ -218,6 +229,13 @@ class FaceVerificationBin(BaseDataset):
         name = os.path.splitext(os.path.basename(self.path))[0]
         self._metainfo.update(issame=verification.issame, num_pairs=len(verification.issame), name=name)
         return [dict(img_index=index, gt_label=index) for index in range(len(verification.images))]
+
+    def fingerprint(self):
+        """The ``.bin`` file's size and modification time, and the image indices in index order."""
+        if not self._fully_initialized:
+            self.full_init()
+        indices = np.asarray([self.get_data_info(i)['img_index'] for i in range(len(self))], dtype=np.int64)
+        return dict(files=file_stats(dict(bin=self.path)), indices_sha256=hashlib.sha256(indices.tobytes()).hexdigest())
 
     def image_bytes(self, img_index):
         start, end = self._image_offsets[img_index], self._image_offsets[img_index + 1]
