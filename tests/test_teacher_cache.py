@@ -1,5 +1,7 @@
-"""The teacher-output cache: exact reads, lazy fill, compression, stale caches and uncacheable methods refused,
-and golden runs whose losses equal the live teacher's bit for bit."""
+"""The teacher-output cache: exact reads, lazy fill, compression, stale caches (edited training data included) and
+uncacheable methods refused, and golden runs whose losses equal the live teacher's bit for bit."""
+import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -10,6 +12,8 @@ from mmengine.dataset import pseudo_collate
 
 from cache_helpers import FLIP_PIPELINE, quickstart_cfg, train
 from run_helpers import QUICKSTART, random_vit_teacher
+
+from mmengine.dataset import BaseDataset
 
 from kdzoo.datasets import ReplayDataset
 from kdzoo.engine.cache_store import decode_topk
@@ -132,6 +136,144 @@ def test_stale_caches_are_refused_naming_what_differs(teacher, tmp_path):
     with pytest.raises(ValueError, match='views=2, seed=0 but the training set'):
         model = build_model(teacher, cache=dict(path=str(tmp_path / 'cache'), views=2))
         model.teacher_cache.open(data)
+
+
+class CsvImages(BaseDataset):
+    """``path,label`` rows of a CSV, as a user's own dataset lists its images (docs/adding_a_dataset.md)."""
+
+    def __init__(self, csv):
+        self.csv = csv
+        super().__init__(pipeline=[dict(type='mmpretrain.PackInputs')])
+
+    def load_data_list(self):
+        folder = osp.dirname(self.csv)
+        with open(self.csv) as f:
+            rows = [line.strip().split(',') for line in f if line.strip()]
+        return [dict(img_path=osp.join(folder, path), gt_label=int(label)) for path, label in rows]
+
+    def __repr__(self):
+        return f'CsvImages({self.csv!r})'     # what the manifest records as its config
+
+
+def csv_images(folder, rows):
+    """Write ``rows`` [(file name, label)] as a CSV beside small image files; returns the CSV's path."""
+    for name, _ in rows:
+        if not osp.exists(folder / name):
+            (folder / name).write_bytes(name.encode() * 10)
+    (folder / 'train.csv').write_text(''.join(f'{name},{label}\n' for name, label in rows))
+    return str(folder / 'train.csv')
+
+
+ROWS = [('a.png', 0), ('b.png', 1), ('c.png', 2), ('d.png', 1)]
+EDITS = {
+    'one label changed': (lambda folder: csv_images(folder, [*ROWS[:2], ('c.png', 0), ROWS[3]]),
+                          r'data\.fingerprint\.data_info_sha256 differs'),
+    'rows reordered': (lambda folder: csv_images(folder, [ROWS[1], ROWS[0], *ROWS[2:]]),
+                       r'data\.fingerprint\.data_info_sha256 differs'),
+    'one image replaced': (lambda folder: (folder / 'b.png').write_bytes(b'another image'),
+                           r'data\.fingerprint\.files_sha256 differs'),
+}
+
+
+@pytest.mark.parametrize('edit', list(EDITS))
+def test_training_data_edited_in_place_is_refused_naming_the_fingerprint(teacher, tmp_path, edit):
+    csv = csv_images(tmp_path, ROWS)
+    opened(teacher, tmp_path, ReplayDataset(CsvImages(csv), views=1))
+    change, field = EDITS[edit]
+    change(tmp_path)
+    edited = ReplayDataset(CsvImages(csv), views=1)
+    assert len(edited) == len(ROWS) and edited.describe()['dataset'] == f'CsvImages({csv!r})'
+    with pytest.raises(ValueError, match=field + r'.*The training data changed.*delete this one to rebuild it'):
+        opened(teacher, tmp_path, edited)
+
+
+def test_unchanged_training_data_reopens_its_cache(teacher, tmp_path):
+    csv = csv_images(tmp_path, ROWS)
+    first = opened(teacher, tmp_path, ReplayDataset(CsvImages(csv), views=1)).teacher_cache.store
+    fingerprint = first.manifest['data']['fingerprint']
+    assert fingerprint['files_checked'] == len(ROWS) and len(fingerprint['data_info_sha256']) == 64
+    again = opened(teacher, tmp_path, ReplayDataset(CsvImages(csv), views=1)).teacher_cache.store
+    assert again.manifest == first.manifest
+
+
+class VersionedData(CsvImages):
+    """A dataset that names its contents itself, e.g. by the version of a database it reads."""
+
+    version = 'v1'
+
+    def fingerprint(self):
+        return dict(version=self.version)
+
+    def get_data_info(self, idx):
+        raise AssertionError('a dataset with fingerprint() is not read sample by sample')
+
+
+def test_a_datasets_own_fingerprint_method_is_used(teacher, tmp_path):
+    data = VersionedData(csv_images(tmp_path, ROWS))
+    assert ReplayDataset(data, views=1).describe()['fingerprint'] == {'version': 'v1'}
+    opened(teacher, tmp_path, ReplayDataset(data, views=1))
+    data.version = 'v2'
+    with pytest.raises(ValueError, match=r'data\.fingerprint\.version differs \(cache: v1, now: v2\)'):
+        opened(teacher, tmp_path, ReplayDataset(data, views=1))
+
+
+class PlainDigits(torch.utils.data.Dataset):
+    """A dataset with neither fingerprint() nor get_data_info()."""
+
+    def __len__(self):
+        return 3
+
+    def __repr__(self):
+        return 'PlainDigits()'
+
+
+def test_a_dataset_that_cannot_be_fingerprinted_is_recorded_as_such_and_logged_once(monkeypatch):
+    logged = []
+    monkeypatch.setattr('kdzoo.datasets.replay.print_log', lambda message, **kwargs: logged.append(message))
+    data = ReplayDataset(PlainDigits(), views=1)
+    assert data.describe()['fingerprint'] is None and data.describe()['fingerprint'] is None
+    assert len(logged) == 1 and 'PlainDigits defines no fingerprint() and no get_data_info()' in logged[0]
+
+
+def test_a_cache_written_before_data_fingerprints_is_refused_naming_the_fix(teacher, tmp_path):
+    data = replay()
+    store = opened(teacher, tmp_path, data).teacher_cache.store
+    manifest_path = osp.join(store.path, 'manifest.json')
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    manifest['format'] = 1
+    del manifest['data']['fingerprint']
+    with open(manifest_path, 'w') as f:
+        json.dump(manifest, f)
+    with pytest.raises(ValueError, match=r'manifest format 1, but this kdzoo reads format 2 \(format 2 adds '
+                                         r'data\.fingerprint.*point model\.teacher_cache\.path at a new folder, or '
+                                         r'delete this one to rebuild it'):
+        opened(teacher, tmp_path, data)
+
+
+def test_embedded_mnist_is_fingerprinted_by_its_pixels_and_labels():
+    digits = replay(items=6).describe()['fingerprint']
+    assert digits == replay(items=6).describe()['fingerprint'] and digits['files_checked'] == 0
+    assert digits['data_info_sha256'] != replay(items=7).describe()['fingerprint']['data_info_sha256']
+
+
+def test_a_recordio_set_is_fingerprinted_by_its_files_and_keys(tmp_path):
+    from kdzoo.face.datasets import FaceRecordIODataset
+    from kdzoo.face.datasets.recordio import RecordIOWriter
+
+    def write(labels):
+        with RecordIOWriter(tmp_path / 'train.rec') as writer:
+            for key, label in enumerate(labels):
+                writer.write_labelled(key, float(label), b'image')
+    write([0, 1, 1])
+    before = FaceRecordIODataset(str(tmp_path), layout='im2rec').fingerprint()
+    assert before == FaceRecordIODataset(str(tmp_path), layout='im2rec').fingerprint()
+    assert before['files']['property'] == 'missing'
+    stat = os.stat(tmp_path / 'train.rec')
+    write([0, 1, 0])                              # one label changed: same size, the file is rewritten later
+    os.utime(tmp_path / 'train.rec', ns=(stat.st_atime_ns, stat.st_mtime_ns + 10 ** 9))  # coarse clocks
+    after = FaceRecordIODataset(str(tmp_path), layout='im2rec').fingerprint()
+    assert after['files']['rec'] != before['files']['rec'] and after['keys_sha256'] == before['keys_sha256']
 
 
 def test_methods_whose_teacher_side_trains_cannot_use_the_cache(teacher, tmp_path):
