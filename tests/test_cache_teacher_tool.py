@@ -1,6 +1,8 @@
 """tools/cache_teacher.py: fills a config's teacher cache; a fill stopped mid-way resumes to the same result."""
+import gzip
 import importlib.util
 import os.path as osp
+import shutil
 
 import numpy as np
 import pytest
@@ -17,10 +19,11 @@ FLIPS = ("[dict(type='mmpretrain.RandomFlip', prob=0.5, direction='horizontal'),
          "dict(type='mmpretrain.PackInputs')]")
 
 
-def config(tmp_path, teacher, cache_dir):
+def config(tmp_path, teacher, cache_dir, data_root=None):
+    root = f", data_root={data_root!r}" if data_root else ''
     extra = (f"model = dict(teachers=dict(vit=dict(checkpoint={teacher!r})), "
              f"teacher_cache=dict(path={str(cache_dir)!r}, views=2))\n"
-             f"train_dataloader = dict(batch_size=32, dataset=dict(num_items=20, pipeline={FLIPS}))\n")
+             f"train_dataloader = dict(batch_size=32, dataset=dict(num_items=20, pipeline={FLIPS}{root}))\n")
     return tiny_config(tmp_path, 'kd', train_items=20, extra=extra)
 
 
@@ -68,6 +71,24 @@ def test_filled_entries_are_the_teacher_on_each_view(tmp_path):
     live = model.run_teachers(data['inputs'])['vit']['logits'].data
     cached = cache.features(data['inputs'], data['data_samples'])['vit']['logits'].data
     torch.testing.assert_close(cached, live.half().float(), rtol=0, atol=1e-3)
+
+
+def test_a_fill_after_a_training_label_was_edited_is_refused(tmp_path, capsys):
+    from kdzoo.datasets.mnist import EMBEDDED_ROOT, IMAGES, LABELS, split_indices
+    digits = tmp_path / 'mnist'
+    digits.mkdir()
+    for name in (IMAGES, LABELS):
+        shutil.copy(osp.join(EMBEDDED_ROOT, name), digits / name)
+    teacher = random_vit_teacher(str(tmp_path / 'vit.safetensors'))
+    cfg = config(tmp_path, teacher, tmp_path / 'cache', data_root=str(digits))
+    cache_teacher.main([cfg, '--batch-size', '8'])
+    assert '"data_info_sha256": "' in capsys.readouterr().out
+    labels = bytearray(gzip.decompress((digits / LABELS).read_bytes()))
+    first = 8 + int(split_indices(10000, 'train')[0])        # the first training digit, after the 8-byte header
+    labels[first] = (labels[first] + 1) % 10
+    (digits / LABELS).write_bytes(gzip.compress(bytes(labels)))
+    with pytest.raises(ValueError, match=r'data\.fingerprint\.data_info_sha256 differs.*The training data changed'):
+        cache_teacher.main([cfg, '--batch-size', '8'])
 
 
 def test_a_config_without_a_cache_is_named(tmp_path):

@@ -4,13 +4,15 @@
                                          [--workers W] [--cfg-options k=v ...]
 
 CONFIG sets ``model.teacher_cache=dict(path=..., views=K, ...)`` (docs/teacher_cache.md). The tool prints the
-cache's size when full before it computes anything, then runs the teachers over every (sample, view) of the
-training set that is not written yet, view by view. It is resumable: a killed fill continues where it stopped
-(entries are marked written only after their data is flushed). ``--precision`` is the teachers' autocast
+training data's fingerprint (recorded in the cache's manifest, so a cache filled before the data's files were
+edited is refused) and the cache's size when full before it computes anything, then runs the teachers over
+every (sample, view) of the training set that is not written yet, view by view. It is resumable: a killed fill
+continues where it stopped (entries are marked written only after their data is flushed). ``--precision`` is the teachers' autocast
 dtype; it is recorded in the cache's manifest, so training must use the same ``model.teacher_precision``.
 One process: the entries are independent, so several fills of one cache (e.g. one per GPU) may run at once.
 """
 import argparse
+import json
 import os.path as osp
 import sys
 import time
@@ -100,6 +102,9 @@ def main(argv=None, on_batch=None):
     cfg = load(args)
     model, dataset = build(cfg, args.device)
     cache = model.teacher_cache
+    start = time.perf_counter()
+    fingerprint = dataset.fingerprint()     # once: the manifest below reuses it
+    print(f"training data fingerprint ({time.perf_counter() - start:.1f} s): {json.dumps(fingerprint)}", flush=True)
     print(cache.size_report(dataset), flush=True)
     store = cache.open(dataset)
     print(f"{store.filled()} of {store.num_entries} entries already filled", flush=True)
