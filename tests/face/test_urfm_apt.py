@@ -256,6 +256,11 @@ def test_attention_term_carries_a_signal_at_initialisation(qk_init):
         assert loss < 1e-9 and row_range < 1e-4 and centre_spread < 0.01
 
 
+def test_unknown_qk_init_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match=r"qk_init must be one of \('unit', 'trunc_normal'\), got 'xavier'"):
+        URFM(qk_init='xavier')
+
+
 def test_prompt_anchor_loss_matches_numpy():
     g = torch.Generator().manual_seed(5)
     prompted, frozen = torch.randn(3, 8, generator=g), torch.randn(3, 8, generator=g)

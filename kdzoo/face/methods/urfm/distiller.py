@@ -303,12 +303,13 @@ class URFM(BaseDistiller):
     adapter_needs = (AdapterNeed('prompts', PromptOutputs, on='teacher', required=False, suggest='apt'),)
 
     def __init__(self, student_tap='stage4', teacher_tap='stage4', center_grid=7, dim=512, num_heads=8,
-                 mlp_ratio=4, qk_init='unit', facial_pe='euclidean+saliency', irpe_ratio=1.9, gamma=1.0, saliency_sigma=1.0,
-                 pe_anchor='nose', landmarks=ARCFACE_TEMPLATE_112, attn_weight=1.0, feat_weight=1.0,
-                 anchor_weight=1.0, teacher_ema=True, ema_momentum=0.999, prompt_anchor=None, **kwargs):
+                 mlp_ratio=4, qk_init='unit', facial_pe='euclidean+saliency', irpe_ratio=1.9, gamma=1.0,
+                 saliency_sigma=1.0, pe_anchor='nose', landmarks=ARCFACE_TEMPLATE_112, attn_weight=1.0,
+                 feat_weight=1.0, anchor_weight=1.0, teacher_ema=True, ema_momentum=0.999, prompt_anchor=None,
+                 **kwargs):
         super().__init__(**kwargs)
-        self._check_arguments(center_grid, dim, num_heads, qk_init, facial_pe, irpe_ratio, pe_anchor, landmarks,
-                              ema_momentum, (attn_weight, feat_weight, anchor_weight))
+        self._check_arguments(center_grid, dim, num_heads, qk_init, facial_pe, irpe_ratio, pe_anchor,
+                              landmarks, ema_momentum, (attn_weight, feat_weight, anchor_weight))
         self.student_tap, self.teacher_tap = student_tap, teacher_tap
         self.center_grid, self.dim, self.num_heads, self.mlp_ratio = int(center_grid), int(dim), int(num_heads), \
             int(mlp_ratio)
@@ -329,8 +330,8 @@ class URFM(BaseDistiller):
         self.teacher_mapping = None
         self._tap_path = None      # the teacher module the tap reads, whose prompt outputs join f^T
 
-    def _check_arguments(self, center_grid, dim, num_heads, qk_init, facial_pe, irpe_ratio, pe_anchor, landmarks,
-                         ema_momentum, weights):
+    def _check_arguments(self, center_grid, dim, num_heads, qk_init, facial_pe, irpe_ratio, pe_anchor,
+                         landmarks, ema_momentum, weights):
         if int(center_grid) < 1:
             raise ValueError(f"urfm: center_grid must be >= 1, got {center_grid}")
         if dim % num_heads:
