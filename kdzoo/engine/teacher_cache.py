@@ -14,6 +14,7 @@ config switch: wraps the training set and registers the hook).
 import hashlib
 import os.path as osp
 import re
+import time
 
 import numpy as np
 import torch
@@ -274,8 +275,12 @@ class TeacherCacheHook(Hook):
             raise TypeError("model.teacher_cache needs the training set wrapped in ReplayDataset (per-sample "
                             "identity and replayable augmentation); build the runner with "
                             "kdzoo.tools_support.build_runner, which wraps it")
+        start = time.perf_counter()
+        replay.fingerprint()            # computed once here; the manifest reuses it
+        seconds = time.perf_counter() - start
         store = cache.open(replay)
-        runner.logger.info(f"{cache.size_report(replay)}; {store.filled()} filled")
+        runner.logger.info(f"{cache.size_report(replay)}; {store.filled()} filled (training data fingerprinted in "
+                           f"{seconds:.1f} s)")
 
     def before_train_epoch(self, runner):
         replay = self._replay(runner)
