@@ -276,6 +276,19 @@ def test_a_recordio_set_is_fingerprinted_by_its_files_and_keys(tmp_path):
     assert after['files']['rec'] != before['files']['rec'] and after['keys_sha256'] == before['keys_sha256']
 
 
+def test_a_verification_bin_is_fingerprinted_by_its_file_and_image_order(tmp_path):
+    from kdzoo.face.datasets import FaceVerificationBin
+    from kdzoo.face.datasets.verification_bin import write_verification_bin
+    write_verification_bin(tmp_path / 'lfw.bin', [b'one', b'two', b'three', b'four'], [True, False])
+    whole = FaceVerificationBin(str(tmp_path / 'lfw.bin')).fingerprint()
+    stat = os.stat(tmp_path / 'lfw.bin')
+    assert whole['files']['bin'] == f'{stat.st_size},{stat.st_mtime_ns}'
+    subset = FaceVerificationBin(str(tmp_path / 'lfw.bin'), indices=[1, 0]).fingerprint()
+    assert subset['files'] == whole['files'] and subset['indices_sha256'] != whole['indices_sha256']
+    write_verification_bin(tmp_path / 'lfw.bin', [b'one', b'two', b'three', b'a longer fourth'], [True, False])
+    assert FaceVerificationBin(str(tmp_path / 'lfw.bin')).fingerprint()['files'] != whole['files']
+
+
 def test_methods_whose_teacher_side_trains_cannot_use_the_cache(teacher, tmp_path):
     cache = dict(path=str(tmp_path / 'cache'), views=1)
     with pytest.raises(ValueError, match=r"adapter AFP trains on teacher 'vit'.*FOFA reads a second teacher pass"):

@@ -7,8 +7,9 @@ CONFIG sets ``model.teacher_cache=dict(path=..., views=K, ...)`` (docs/teacher_c
 training data's fingerprint (recorded in the cache's manifest, so a cache filled before the data's files were
 edited is refused) and the cache's size when full before it computes anything, then runs the teachers over
 every (sample, view) of the training set that is not written yet, view by view. It is resumable: a killed fill
-continues where it stopped (entries are marked written only after their data is flushed). ``--precision`` is the teachers' autocast
-dtype; it is recorded in the cache's manifest, so training must use the same ``model.teacher_precision``.
+continues where it stopped (entries are marked written only after their data is flushed). ``--precision`` is
+the teachers' autocast dtype; it is recorded in the cache's manifest, so training must use the same
+``model.teacher_precision``.
 One process: the entries are independent, so several fills of one cache (e.g. one per GPU) may run at once.
 """
 import argparse
