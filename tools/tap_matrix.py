@@ -1,4 +1,4 @@
-"""Any teacher × any student, tried: timm families × distillers × both roles, one step each (docs/taps.md).
+"""Any teacher × any student, tried: timm and mmpretrain families × distillers × both roles (docs/taps.md).
 
 Each run builds a DistillModel with random weights at a small input size, takes one loss + backward on a
 random batch and checks where the gradients went: the student learns, the frozen teacher does not, a
@@ -10,10 +10,12 @@ discriminator is not moved by the model's loss. Every run ends as one of
 
 and the table, the counts and every non-ok message are printed. Usage (CPU-heavy; keep it to one thread):
 
-    OMP_NUM_THREADS=1 python tools/tap_matrix.py [--families a,b] [--methods kd,cakd] [--size 64]
+    OMP_NUM_THREADS=1 python tools/tap_matrix.py [--source timm|mmpretrain|all] [--families a,b]
+                                                 [--methods kd,cakd] [--size 64]
 
---families defaults to every family of FAMILIES; the families the tests cover (TESTED_FAMILIES: crossvit,
-hrnet, twins, vit, swin, eva02) run when named.
+--source picks the timm families (FAMILIES, the default), the mmpretrain backbone families (MM_FAMILIES, built
+through kdzoo's MMPretrainClassifier) or both. --families defaults to every family of the source; the timm
+families the tests cover (TESTED_FAMILIES: crossvit, hrnet, twins, vit, swin, eva02) run when named.
 """
 import argparse
 import copy
@@ -85,6 +87,69 @@ TESTED_FAMILIES = {
     'swin': dict(model_name='swin_tiny_patch4_window7_224', img_size=64, window_size=4, depths=(1, 1, 1, 1)),
     'eva02': dict(model_name='eva02_tiny_patch14_224', img_size=56, depth=2, size=56),
 }
+
+# mmpretrain backbone families, small settings at 64x64 (entries: the backbone, and a head where the backbone
+# hands out something a LinearClsHead cannot read); the neck and the head's width follow the backbone's output
+VIT_SMALL = dict(embed_dims=96, num_layers=6, num_heads=3, feedforward_channels=192)
+PVT_SMALL = dict(embed_dims=[32, 64, 128, 256], depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8], patch_sizes=[4, 2, 2, 2],
+                 strides=[4, 2, 2, 2], mlp_ratios=[4, 4, 4, 4], sr_ratios=[8, 4, 2, 1])
+SWIN_SMALL = dict(embed_dims=48, depths=[1, 1, 2, 1], num_heads=[3, 3, 3, 3])
+MM_FAMILIES = {
+    'resnet': dict(backbone=dict(type='ResNet', depth=18)),
+    'resnetv1d': dict(backbone=dict(type='ResNetV1d', depth=18)),
+    'resnet_cifar': dict(backbone=dict(type='ResNet_CIFAR', depth=18)),
+    'resnext': dict(backbone=dict(type='ResNeXt', depth=50, groups=32, width_per_group=4)),
+    'seresnet': dict(backbone=dict(type='SEResNet', depth=50)),
+    'res2net': dict(backbone=dict(type='Res2Net', depth=50, scales=4, base_width=26)),
+    'resnest': dict(backbone=dict(type='ResNeSt', depth=50)),
+    'regnet': dict(backbone=dict(type='RegNet', arch='regnetx_400mf')),
+    'mobilenetv2': dict(backbone=dict(type='MobileNetV2', widen_factor=0.5)),
+    'mobilenetv3': dict(backbone=dict(type='MobileNetV3', arch='small')),
+    'shufflenetv1': dict(backbone=dict(type='ShuffleNetV1', groups=3, widen_factor=0.5)),
+    'shufflenetv2': dict(backbone=dict(type='ShuffleNetV2', widen_factor=0.5)),
+    'efficientnet': dict(backbone=dict(type='EfficientNet', arch='b0')),
+    'efficientnetv2': dict(backbone=dict(type='EfficientNetV2', arch='b0')),
+    'mobileone': dict(backbone=dict(type='MobileOne', arch='s0')),
+    'mobilevit': dict(backbone=dict(type='MobileViT', arch='xx_small')),
+    'cspresnet': dict(backbone=dict(type='CSPResNet', depth=50)),
+    'densenet': dict(backbone=dict(type='DenseNet', arch='121')),
+    'repvgg': dict(backbone=dict(type='RepVGG', arch='A0')),
+    'vgg': dict(backbone=dict(type='VGG', depth=11)),
+    'hrnet': dict(backbone=dict(type='HRNet', arch='w18')),
+    'convnext': dict(backbone=dict(type='ConvNeXt', arch='atto')),
+    'van': dict(backbone=dict(type='VAN', arch='tiny')),
+    'poolformer': dict(backbone=dict(type='PoolFormer', arch='s12')),
+    'riformer': dict(backbone=dict(type='RIFormer', arch='s12')),
+    'edgenext': dict(backbone=dict(type='EdgeNeXt', arch='xxsmall')),
+    'hornet': dict(backbone=dict(type='HorNet', arch='tiny')),
+    'convmixer': dict(backbone=dict(type='ConvMixer', arch=dict(embed_dims=128, depth=6, patch_size=4, kernel_size=5))),
+    'mlp_mixer': dict(backbone=dict(type='MlpMixer', img_size=64, patch_size=8,
+                                    arch=dict(embed_dims=96, num_layers=6, tokens_mlp_dims=96, channels_mlp_dims=192))),
+    'vit': dict(backbone=dict(type='VisionTransformer', arch=VIT_SMALL, img_size=64, patch_size=8)),
+    'deit': dict(backbone=dict(type='DistilledVisionTransformer', arch='deit-tiny', img_size=64, patch_size=8),
+                 head=dict(type='DeiTClsHead', in_channels=192)),
+    'deit3': dict(backbone=dict(type='DeiT3', arch=VIT_SMALL, img_size=64, patch_size=8)),
+    'beit': dict(backbone=dict(type='BEiTViT', arch=VIT_SMALL, img_size=64, patch_size=8)),
+    'eva02': dict(backbone=dict(type='ViTEVA02', arch=VIT_SMALL, img_size=64, patch_size=8)),
+    'revvit': dict(backbone=dict(type='RevVisionTransformer', arch=VIT_SMALL, img_size=64, patch_size=8)),
+    't2t_vit': dict(backbone=dict(type='T2T_ViT', img_size=64, embed_dims=96, num_layers=6,
+                                  layer_cfgs=dict(num_heads=3, feedforward_channels=192))),
+    'xcit': dict(backbone=dict(type='XCiT', img_size=64, embed_dims=96, depth=6, num_heads=3, patch_size=8)),
+    'swin': dict(backbone=dict(type='SwinTransformer', arch=SWIN_SMALL, img_size=64, window_size=4,
+                               pad_small_map=True)),
+    'swinv2': dict(backbone=dict(type='SwinTransformerV2', arch=dict(SWIN_SMALL, extra_norm_every_n_blocks=0),
+                                 img_size=64, window_size=[4, 4, 4, 2])),
+    'pcpvt': dict(backbone=dict(type='PCPVT', arch=PVT_SMALL)),
+    'svt': dict(backbone=dict(type='SVT', arch=dict(PVT_SMALL, window_sizes=[4, 4, 4, 4]))),
+    'davit': dict(backbone=dict(type='DaViT', arch='tiny', window_size=4, pad_small_map=True)),
+    'mvit': dict(backbone=dict(type='MViT', arch='tiny', img_size=64)),
+    'levit': dict(backbone=dict(type='LeViT', arch='128s', img_size=64)),
+    'tinyvit': dict(backbone=dict(type='TinyViT', arch='5m', img_size=(64, 64), window_size=[4, 4, 4, 2])),
+    'conformer': dict(backbone=dict(type='Conformer', arch='tiny'),
+                      head=dict(type='ConformerHead', in_channels=[256, 384])),
+    'tnt': dict(backbone=dict(type='TNT', arch='s', img_size=64)),
+    'hivit': dict(backbone=dict(type='HiViT', arch='tiny', img_size=64)),
+}
 METHODS = ('kd', 'fitnet', 'ofa', 'rkd', 'cakd', 'fofa', 'civt')
 FIX = re.compile(r"\b\w+=|\bpass\b|\bset\b|\buse\b|\bpick\b|\bchoose\b|\btap (a|one)\b|\bselect\b|\blower\b"
                  r"|\braise\b", re.I)
@@ -92,6 +157,23 @@ FIX = re.compile(r"\b\w+=|\bpass\b|\bset\b|\buse\b|\bpick\b|\bchoose\b|\btap (a|
 
 def timm_cfg(**kwargs):
     return dict(type='TimmClassifier', num_classes=10, **kwargs)
+
+
+def mmpretrain_cfg(backbone, head=None, size=64):
+    """An MMPretrainClassifier config around ``backbone``: a pooling neck for map (4-D) and token (3-D)
+    outputs, none for vectors, and a LinearClsHead as wide as the backbone's last output (one forward)."""
+    from mmpretrain.registry import MODELS
+    if head is None:
+        with torch.no_grad():
+            net = MODELS.build(dict(copy.deepcopy(backbone), _scope_='mmpretrain'))
+            net.eval()  # (mmpretrain's train() returns None)
+            output = net(torch.zeros(1, 3, size, size))[-1]
+        head = dict(type='LinearClsHead', in_channels=output.shape[1])
+        neck = dict(type='GlobalAveragePooling', dim=output.dim() - 2) if output.dim() > 2 else None
+    else:
+        neck = None
+    return dict(type='MMPretrainClassifier', model=dict(type='ImageClassifier', backbone=backbone, neck=neck,
+                                                         head=dict(head, num_classes=10)))
 
 
 def partners(size):
@@ -181,9 +263,37 @@ def run_one(method, role, family_cfg, size):
     return ('bad', problem) if problem else ('ok', '')
 
 
+def selected_families(parser, args):
+    """``[(source, name)]`` of the families to run: --families (looked up in --source, timm first for
+    'all') or every family of --source."""
+    sources = {'timm': {**FAMILIES, **TESTED_FAMILIES}, 'mmpretrain': MM_FAMILIES}
+    searched = ('timm', 'mmpretrain') if args.source == 'all' else (args.source,)
+    if not args.families:
+        return [(source, name) for source in searched for name in (FAMILIES if source == 'timm' else MM_FAMILIES)]
+    chosen = []
+    for name in args.families.split(','):
+        source = next((source for source in searched if name in sources[source]), None)
+        if source is None:
+            known = ', '.join(name for source in searched for name in sources[source])
+            parser.error(f"unknown family {name!r} for --source {args.source}; choose from {known}")
+        chosen.append((source, name))
+    return chosen
+
+
+def model_cfg(family, size):
+    """The model config of one ``(source, name)`` family and its input size."""
+    source, name = family
+    if source == 'mmpretrain':
+        return mmpretrain_cfg(size=size, **MM_FAMILIES[name]), size
+    kwargs = dict(FAMILIES.get(name) or TESTED_FAMILIES[name])
+    size = kwargs.pop('size', size)
+    return timm_cfg(**kwargs), size
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--families', default=','.join(FAMILIES))
+    parser.add_argument('--source', choices=('timm', 'mmpretrain', 'all'), default='timm')
+    parser.add_argument('--families', help='comma-separated names (default: every family of --source)')
     parser.add_argument('--methods', default=','.join(METHODS))
     parser.add_argument('--roles', default='student,teacher')
     parser.add_argument('--size', type=int, default=64)
@@ -196,13 +306,10 @@ def main():
     counts, notes = {'ok': 0, 'clear': 0, 'bad': 0}, []
     symbols = {'ok': '✓', 'clear': 'E', 'bad': 'X'}
     methods, roles = args.methods.split(','), args.roles.split(',')
+    families = selected_families(parser, args)
     print(f"{'family':18s} " + ' '.join(f'{m}:{r[0]}' for m in methods for r in roles), flush=True)
-    for family in args.families.split(','):
-        if family not in FAMILIES and family not in TESTED_FAMILIES:
-            parser.error(f"unknown family {family!r}; choose from {', '.join({**FAMILIES, **TESTED_FAMILIES})}")
-        kwargs = dict(FAMILIES.get(family) or TESTED_FAMILIES[family])
-        size = kwargs.pop('size', args.size)
-        cfg = timm_cfg(**kwargs)
+    for family in families:
+        cfg, size = model_cfg(family, args.size)
         cells = []
         start = time.time()
         for method in methods:
@@ -211,8 +318,8 @@ def main():
                 counts[outcome] += 1
                 cells.append(symbols[outcome].center(len(method) + 2))
                 if outcome != 'ok':
-                    notes.append(f"[{outcome}] {family} {method} as {role}: {message.strip()}")
-        print(f"{family:18s} {' '.join(cells)}  ({time.time() - start:.0f} s)", flush=True)
+                    notes.append(f"[{outcome}] {family[1]} {method} as {role}: {message.strip()}")
+        print(f"{family[1]:18s} {' '.join(cells)}  ({time.time() - start:.0f} s)", flush=True)
     print(f"\nok {counts['ok']} / clear error {counts['clear']} / bad {counts['bad']}  "
           f"({sum(counts.values())} runs)\n")
     for note in notes:

@@ -7,6 +7,7 @@ contract's fields as arguments that override what is detected (docs/taps.md).
 import importlib
 from dataclasses import replace
 
+import torch
 import torch.nn as nn
 
 from kdzoo.registry import MODELS
@@ -185,7 +186,8 @@ class ImportedModel(TappableClassifier):
 class MMPretrainClassifier(TappableClassifier):
     """An mmpretrain classifier, from a model config dict or an mmpretrain model name.
 
-    Its forward returns the head's logits (``mode='tensor'``). Stages are found for ResNet-style backbones
+    Its forward returns the head's logits (``mode='tensor'``); a head that gives one logit tensor per
+    classifier (Conformer's CNN and transformer heads) gives their mean, as timm's multi-head models do. Stages are found for ResNet-style backbones
     (``res_layers``), ViT-family backbones (``layers``: the plain block rule of :mod:`kdzoo.taps.stages`) and
     hierarchical ones (``stages``); prefix tokens (``num_extra_tokens``) and the patch grid come from the
     backbone; the classifier is the head's Linear (``head.fc`` or ``head.layers.head``). The arguments
@@ -210,7 +212,11 @@ class MMPretrainClassifier(TappableClassifier):
         super().__init__(net, stages, num_stages, classifier, prefix_tokens, grid, attention, layout)
 
     def forward(self, x):
-        return self.model(x, mode='tensor')
+        logits = self.model(x, mode='tensor')
+        if isinstance(logits, (tuple, list)) and all(torch.is_tensor(t) and t.shape == logits[0].shape
+                                                     for t in logits):
+            return torch.stack(tuple(logits)).mean(0)  # one logit tensor per head (Conformer): their mean
+        return logits
 
 
 def take_pretrained_init_cfgs(model):

@@ -141,9 +141,14 @@ def attention_candidates(model):
 def classifier_heads(model, root=None):
     """``[(path, module), ...]`` when ``model`` (or its ``root`` sub-module) classifies with several heads
     whose logits it combines (timm's ``get_classifier()`` gives a tuple or a container: CrossViT's one head
-    per branch, LeViT's head and distillation head); [] otherwise."""
+    per branch, LeViT's head and distillation head; an mmpretrain head with several Linears of its
+    ``num_classes`` outputs: Conformer's, DeiT's); [] otherwise."""
     inner = model.get_submodule(root) if root and find_module(model, root) else model
     classifier = inner.get_classifier() if callable(getattr(inner, 'get_classifier', None)) else None
+    head = getattr(inner, 'head', None)
+    if classifier is None and isinstance(head, nn.Module) and isinstance(getattr(head, 'num_classes', None), int):
+        classifier = [m for m in head.modules() if isinstance(m, nn.Linear) and m.out_features == head.num_classes]
+        classifier = classifier if len(classifier) > 1 else None
     if isinstance(classifier, (nn.ModuleList, nn.ModuleDict)):
         heads = list(classifier.children())
     elif isinstance(classifier, (tuple, list)):

@@ -320,12 +320,18 @@ def describe_model(model):
     return f"{type(model).__name__} of {type(inner).__name__}" if inner is not None else type(model).__name__
 
 
+SDPA_ATTRIBUTE = 'scaled_dot_product_attention'  # mmpretrain's attention keeps the function it calls here
+
+
 class SDPACapture:
-    """Pre/post forward hooks that catch the first ``F.scaled_dot_product_attention`` call of a module."""
+    """Pre/post forward hooks that catch the first ``F.scaled_dot_product_attention`` call of a module,
+    whether it calls the function through ``F`` (timm) or through the reference it keeps as its own
+    ``scaled_dot_product_attention`` attribute (mmpretrain's ``MultiheadAttention``, set at build time)."""
 
     def __init__(self, recorder, tap, module, block=None):
         self.recorder, self.tap, self.module, self.block = recorder, tap, module, block
         self._original = None
+        self._own = None   # the module's own reference, while it is replaced
         self._block_shape = ()
         if hasattr(module, 'fused_attn'):
             module.fused_attn = True  # the path that calls F.scaled_dot_product_attention
@@ -341,8 +347,15 @@ class SDPACapture:
             return
         x = args[0] if args else next(iter((kwargs or {}).values()), None)
         input_shape = tuple(x.shape) if torch.is_tensor(x) else ()
-        original = self._original = F.scaled_dot_product_attention
+        self._original = F.scaled_dot_product_attention
+        F.scaled_dot_product_attention = self._capturing(self._original, input_shape)
+        own = vars(module).get(SDPA_ATTRIBUTE)
+        if callable(own):
+            self._own = own
+            setattr(module, SDPA_ATTRIBUTE, self._capturing(own, input_shape))
 
+    def _capturing(self, original, input_shape):
+        """``original`` (an SDPA function), recording the q, k, v of the first call while recording."""
         def capture(q, k, v, *rest, **options):
             if self.recorder._raw is not None and self.tap not in self.recorder._raw and q.dim() == 4:
                 b, h, n, d = q.shape
@@ -353,12 +366,15 @@ class SDPACapture:
                     qkv, tuple(q.shape), tuple(k.shape), input_shape, self._block_shape,
                     window if isinstance(window, int) else None)
             return original(q, k, v, *rest, **options)
-        F.scaled_dot_product_attention = capture
+        return capture
 
     def after(self, module, args, output):
         if self._original is not None:
             F.scaled_dot_product_attention = self._original
             self._original = None
+        if self._own is not None:
+            setattr(module, SDPA_ATTRIBUTE, self._own)
+            self._own = None
 
 
 class TapRecorder:
@@ -392,7 +408,7 @@ class TapRecorder:
             block = self.model.get_submodule(parent) if parent else None
             capture = SDPACapture(self, tap, module, block)
             return [module.register_forward_pre_hook(capture.before),
-                    module.register_forward_hook(capture.after)] \
+                    module.register_forward_hook(capture.after, always_call=True)] \
                 + ([block.register_forward_pre_hook(capture.before_block)] if block is not None else [])
         if target.reads == 'input':
             return [module.register_forward_pre_hook(self._store_input(tap))]

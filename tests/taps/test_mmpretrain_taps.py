@@ -1,0 +1,73 @@
+"""Taps on mmpretrain models whose layout differs from timm's (found by tools/tap_matrix.py --source mmpretrain)."""
+import pytest
+import torch
+
+from kdzoo.models import MMPretrainClassifier
+from kdzoo.taps import TapRecorder
+
+SIZE = (3, 32, 32)
+
+
+def vit_cfg(patch_size=8):
+    return dict(type='ImageClassifier', neck=None,
+                backbone=dict(type='VisionTransformer', img_size=32, patch_size=patch_size,
+                              arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)),
+                head=dict(type='VisionTransformerClsHead', num_classes=10, in_channels=32))
+
+
+def test_qkv_tap_reads_the_attention_function_an_mmpretrain_module_keeps():
+    # mmpretrain's MultiheadAttention calls the SDPA function it stored at build time, not F.<function>
+    model = MMPretrainClassifier(vit_cfg()).eval()
+    attention = model.get_submodule('model.backbone.layers.1.attn')
+    kept = vars(attention)['scaled_dot_product_attention']
+    taps = TapRecorder(model, ['qkv:backbone.layers.1.attn', 'model.backbone.layers.1.attn.qkv'])
+    spec = taps.probe(SIZE)['qkv:backbone.layers.1.attn']
+    assert (spec.kind, spec.shape, spec.num_prefix, spec.grid) == ('tokens', (17, 3 * 32), 1, (4, 4))
+    taps.start()
+    with torch.no_grad():
+        model(torch.randn(2, *SIZE))
+    features = taps.collect()
+    # q, k, v laid out as the qkv Linear's output: the captured call holds exactly that projection
+    assert torch.equal(features['qkv:backbone.layers.1.attn'].data, features['model.backbone.layers.1.attn.qkv'].data)
+    assert vars(attention)['scaled_dot_product_attention'] is kept  # put back after the forward
+
+
+def test_cakd_takes_an_mmpretrain_vit_teacher():
+    from mmpretrain.structures import DataSample
+
+    from kdzoo.models import DistillModel
+    student = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, channels=(8, 16, 32, 64),
+                   stem_width=8)
+    teacher = dict(type='MMPretrainClassifier', model=vit_cfg(patch_size=4))  # an 8x8 grid, as stage1's
+    model = DistillModel(student=student, teachers=dict(t=teacher), input_size=SIZE,
+                         distillers=[dict(type='cakd', student_stage='stage1', schedule=None, teacher='t')]).train()
+    losses = model.loss(torch.randn(2, *SIZE), [DataSample().set_gt_label(i) for i in range(2)])
+    total = sum(v.sum() for v in losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(p.grad is None for p in model.teachers['t'].parameters())
+
+
+def tiny_conformer(**kwargs):
+    return MMPretrainClassifier(dict(
+        type='ImageClassifier', neck=None,
+        backbone=dict(type='Conformer', arch=dict(embed_dims=32, depths=3, num_heads=2, channel_ratio=1),
+                      base_channels=8),
+        head=dict(type='ConformerHead', num_classes=10, in_channels=[32, 32])), **kwargs)
+
+
+def test_a_head_with_one_logit_tensor_per_classifier_gives_their_mean():
+    model = tiny_conformer().eval()
+    x = torch.randn(2, *SIZE)
+    with torch.no_grad():
+        conv, trans = model.model(x, mode='tensor')
+        assert torch.allclose(model(x), (conv + trans) / 2)
+    assert TapRecorder(model, ['logits']).probe(SIZE)['logits'].shape == (10,)
+
+
+def test_a_two_head_mmpretrain_model_names_its_heads_for_pre_logits():
+    with pytest.raises(KeyError, match=r"combines the logits of 2 heads \('model.head.conv_cls_head' \(Linear 32 -> "
+                                       r"10\), 'model.head.trans_cls_head' .*Pass classifier='head.trans_cls_head'"):
+        TapRecorder(tiny_conformer(), ['pre_logits'])
+    chosen = tiny_conformer(classifier='head.trans_cls_head')
+    assert TapRecorder(chosen, ['pre_logits']).probe(SIZE)['pre_logits'].shape == (32,)
