@@ -5,6 +5,7 @@ Every builder returns an ``nn.Module`` whose forward maps images to logits and w
 contract's fields as arguments that override what is detected (docs/taps.md).
 """
 import importlib
+import re
 from dataclasses import replace
 
 import torch
@@ -90,19 +91,49 @@ def detected_contract(model, num_stages=4):
     return contract, (intermediates, channels) if intermediates else None
 
 
+STAGE_ATTRIBUTES = ('res_layers', 'layers', 'stages', 'blocks', 'encoder', 'network', 'features')
+NUMBERED_STAGE = re.compile(r'^(?P<kind>stage|layer|blocks)_?(?P<index>\d+)$')
+
+
+def mmpretrain_stage_sequence(backbone):
+    """Names of the backbone's stage (or block) modules in order: the first of ``STAGE_ATTRIBUTES`` that
+    lists module names (ResNet's ``res_layers``, MobileNetV2's ``layers``) or holds a ModuleList /
+    Sequential of them, else its numbered children (``stage1``…, ``blocks1``…, ``stage_1``…)."""
+    for name in STAGE_ATTRIBUTES:
+        value = getattr(backbone, name, None)
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            return [v for v in value if isinstance(getattr(backbone, v, None), nn.Module)]
+        if isinstance(value, (nn.ModuleList, nn.Sequential)) and len(value):
+            return [f'{name}.{child}' for child, _ in value.named_children()]
+    numbered = {}
+    for child, _ in backbone.named_children():
+        match = NUMBERED_STAGE.match(child)
+        if match:
+            numbered.setdefault(match['kind'], []).append((int(match['index']), child))
+    longest = max(numbered.values(), key=len, default=[])
+    return [child for _, child in sorted(longest)]
+
+
+def runnable_path(backbone, path):
+    """``path``, or for a container stage (a ModuleList of blocks that never runs itself) the path of the
+    last module inside it that runs."""
+    module = backbone.get_submodule(path)
+    while is_container(module) and len(list(module.children())):
+        child, module = list(module.named_children())[-1]
+        path = f'{path}.{child}'
+    return path
+
+
 def mmpretrain_stages(backbone, num_stages=4):
-    """Stage paths (relative to the classifier) of an mmpretrain backbone, or [] when none is recognised."""
-    if hasattr(backbone, 'res_layers'):
-        return [f'backbone.{name}' for name in backbone.res_layers]
-    for name in ('layers', 'stages'):
-        blocks = getattr(backbone, name, None)
-        if isinstance(blocks, nn.ModuleList) and len(blocks):
-            if hasattr(backbone, 'num_extra_tokens') or len(blocks) > num_stages:  # a plain ViT-family stack
-                indices = [i - 1 for i in plain_stage_blocks(len(blocks))] if len(blocks) >= num_stages \
-                    else range(len(blocks))
-                return [f'backbone.{name}.{i}' for i in indices]
-            return [f'backbone.{name}.{i}' for i in range(len(blocks))][-num_stages:]
-    return []
+    """Stage paths (relative to the classifier) of an mmpretrain backbone, or [] when none is recognised.
+
+    Up to ``num_stages`` modules are all stages; a longer sequence (a ViT-family stack, or a hierarchical
+    one listed block by block) is cut with the plain block rule of :mod:`kdzoo.taps.stages`.
+    """
+    paths = mmpretrain_stage_sequence(backbone)
+    if len(paths) > num_stages or (hasattr(backbone, 'num_extra_tokens') and len(paths) == num_stages):
+        paths = [paths[i - 1] for i in plain_stage_blocks(len(paths))]
+    return [f'backbone.{runnable_path(backbone, path)}' for path in paths[-num_stages:]]
 
 
 class TappableClassifier(nn.Module):
@@ -187,11 +218,13 @@ class MMPretrainClassifier(TappableClassifier):
     """An mmpretrain classifier, from a model config dict or an mmpretrain model name.
 
     Its forward returns the head's logits (``mode='tensor'``); a head that gives one logit tensor per
-    classifier (Conformer's CNN and transformer heads) gives their mean, as timm's multi-head models do. Stages are found for ResNet-style backbones
-    (``res_layers``), ViT-family backbones (``layers``: the plain block rule of :mod:`kdzoo.taps.stages`) and
-    hierarchical ones (``stages``); prefix tokens (``num_extra_tokens``) and the patch grid come from the
-    backbone; the classifier is the head's Linear (``head.fc`` or ``head.layers.head``). The arguments
-    override any of these, with paths relative to the mmpretrain classifier (e.g. ``'backbone.layers.3'``).
+    classifier (Conformer's CNN and transformer heads) gives their mean, as timm's multi-head models do.
+    Stages are found by :func:`mmpretrain_stages` (the modules the backbone lists in ``res_layers`` /
+    ``layers`` / ``stages`` / ``blocks`` ..., or its numbered ``stage1``… children; a long sequence is cut
+    with the plain block rule of :mod:`kdzoo.taps.stages`); prefix tokens (``num_extra_tokens``) and the
+    patch grid come from the backbone; the classifier is the head's Linear (``head.fc`` or
+    ``head.layers.head``). The arguments override any of these, with paths relative to the mmpretrain
+    classifier (e.g. ``'backbone.layers.3'``).
     """
 
     def __init__(self, model, stages=None, num_stages=4, classifier=None, prefix_tokens=None, grid=None,

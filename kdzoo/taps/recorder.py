@@ -11,6 +11,7 @@ registries: :func:`register_tap_prefix` and :func:`register_tap_kind` add new on
 :func:`resolve_tap` or :func:`infer_spec`.
 """
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -201,6 +202,11 @@ def infer_spec(model, tap, target, tensor):
     """Describe a raw tapped tensor in the canonical form (see :class:`FeatureSpec`)."""
     where = target.module_path or 'model output'
     if isinstance(tensor, Branches):
+        if not target.module_path:
+            raise TypeError(f"tap {tap!r}: the model's forward returns {len(tensor)} outputs: "
+                            f"{describe_branches(tensor)}; kdzoo reads its logits as one tensor. Wrap the model so "
+                            "that its forward returns one logit tensor (ImportedModel of a module that picks or "
+                            "averages them), or pass it as an nn.Module that does")
         raise TypeError(f"tap {tap!r} ({where}) returns {len(tensor)} branches: {describe_branches(tensor)}; "
                         f"kdzoo does not pick one for you. Select one with '{where}[i]' (e.g. "
                         f"'{where}[{len(tensor) - 1}]'), also in stages=[...]")
@@ -208,14 +214,24 @@ def infer_spec(model, tap, target, tensor):
         return tensor.spec(model, tap, target)
     if not torch.is_tensor(tensor):
         raise TypeError(f"tap {tap!r} ({where}) produced {type(tensor).__name__}, not a tensor; "
-                        "tap a module that returns one tensor")
+                        f"tap a module that returns one tensor{other_module_hint(tap)}")
     contract = contract_of(model)
     for describe in TAP_KINDS.values():
         spec = describe(tap, target, tensor, contract)
         if spec is not None:
             return spec
-    raise TypeError(f"tap {tap!r} produced a {tensor.dim()}-D tensor {tuple(tensor.shape)}; kdzoo reads "
-                    f"maps (B,C,H,W), tokens (B,N,C), vectors (B,C) and attention maps ({', '.join(TAP_KINDS)})")
+    raise TypeError(f"tap {tap!r} ({where}) produced a {tensor.dim()}-D tensor {tuple(tensor.shape)}; kdzoo reads "
+                    f"maps (B,C,H,W), tokens (B,N,C), vectors (B,C) and attention maps ({', '.join(TAP_KINDS)}): "
+                    f"tap a module whose output is one of these{other_module_hint(tap)}")
+
+
+def other_module_hint(tap):
+    """How to point a named tap at another module: stages through the model's ``stages=``."""
+    if re.match(r'stage\d+\b', tap):   # a stage tap, or a method's reading of one ('stage2 input (...)')
+        return "; for a stage, pass stages=[...] (such module paths, shallow to deep) to the model"
+    if tap == 'pre_logits':
+        return "; pass classifier='<path of the final Linear>' to the model"
+    return ''
 
 
 def canonical(tensor, spec, nhwc):

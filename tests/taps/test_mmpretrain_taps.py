@@ -71,3 +71,31 @@ def test_a_two_head_mmpretrain_model_names_its_heads_for_pre_logits():
         TapRecorder(tiny_conformer(), ['pre_logits'])
     chosen = tiny_conformer(classifier='head.trans_cls_head')
     assert TapRecorder(chosen, ['pre_logits']).probe(SIZE)['pre_logits'].shape == (32,)
+
+
+PVT_TINY = dict(embed_dims=[8, 16, 32, 64], depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], patch_sizes=[4, 2, 2, 2],
+                strides=[4, 2, 2, 2], mlp_ratios=[2, 2, 2, 2], sr_ratios=[8, 4, 2, 1])
+
+
+@pytest.mark.parametrize('backbone, stages, stage4', [
+    # a ModuleList of blocks per stage never runs itself: its last block is the stage
+    (dict(type='PCPVT', arch=PVT_TINY), ['stages.0.0', 'stages.1.0', 'stages.2.0', 'stages.3.0'], (1, 64)),
+    # stage names listed as strings (``layers``), cut with the plain block rule
+    (dict(type='MobileNetV2', widen_factor=0.25), ['layer1', 'layer3', 'layer7', 'conv2'], (1280, 1, 1)),
+    # numbered children (blocks1 ... blocks4), each a ModuleList
+    (dict(type='VAN', arch=dict(embed_dims=[8, 16, 32, 64], depths=[1, 1, 2, 1], ffn_ratios=[2, 2, 2, 2])),
+     ['blocks1.0', 'blocks2.0', 'blocks3.1', 'blocks4.0'], (64, 1, 1)),
+    # a Sequential of stages
+    (dict(type='MobileViT', arch='xx_small'), ['layers.0', 'layers.1', 'layers.3', 'layers.4'], (80, 1, 1)),
+])
+def test_mmpretrain_stages_are_modules_that_run(backbone, stages, stage4):
+    from mmpretrain.registry import MODELS
+    with torch.no_grad():
+        net = MODELS.build(dict(backbone, _scope_='mmpretrain'))
+        net.eval()
+        channels = net(torch.zeros(1, *SIZE))[-1].shape[1]
+    model = MMPretrainClassifier(dict(type='ImageClassifier', backbone=backbone,
+                                      neck=dict(type='GlobalAveragePooling'),
+                                      head=dict(type='LinearClsHead', num_classes=10, in_channels=channels)))
+    assert model.kdzoo_taps.stages == tuple(f'model.backbone.{path}' for path in stages)
+    assert TapRecorder(model, ['stage4']).probe(SIZE)['stage4'].shape == stage4
