@@ -248,7 +248,24 @@ def select_branch(output, branches, tap):
             kind = f"{len(output)} branches" if isinstance(output, (tuple, list)) else "one tensor"
             raise IndexError(f"tap {tap!r} selects branch [{index}], but the module returns {kind}")
         output = output[index]
-    return Branches(output) if isinstance(output, (tuple, list)) else output
+    return branches_or_tensor(output)
+
+
+def branches_or_tensor(output):
+    """A module's tuple/list output as :class:`Branches` (probing refuses them unselected), except one
+    tensor returned with its shape (mmpretrain's Swin / DaViT / MViT stages give ``(x, hw_shape)``): that
+    tensor is the feature. Anything else is returned as it is."""
+    if not isinstance(output, (tuple, list)):
+        return output
+    tensors = [value for value in output if torch.is_tensor(value)]
+    if len(tensors) == 1 and all(torch.is_tensor(value) or is_shape(value) for value in output):
+        return tensors[0]
+    return Branches(output)
+
+
+def is_shape(value):
+    return value is None or isinstance(value, int) or (
+        isinstance(value, (tuple, list)) and all(isinstance(v, int) for v in value))
 
 
 # ------------------------------------------------------------------------------------ attention q, k, v
@@ -433,11 +450,8 @@ class TapRecorder:
     def _store_output(self, tap, target):
         def hook(module, args, output):
             if self._raw is not None:
-                if target.branches:
-                    output = select_branch(output, target.branches, tap)
-                elif isinstance(output, (tuple, list)):
-                    output = Branches(output)
-                self._raw[tap] = output
+                self._raw[tap] = select_branch(output, target.branches, tap) if target.branches \
+                    else branches_or_tensor(output)
         return hook
 
     def _store_input(self, tap):

@@ -122,6 +122,7 @@ def traced_stage_inputs(model, stage_paths, input_shape, seed=0):
     import torch
 
     from .contract import is_container, split_branch
+    from .recorder import branches_or_tensor
     counter = itertools.count()
     calls, features, handles = {}, {}, []   # path -> [start, end, input tensor, output tensor]
 
@@ -136,7 +137,7 @@ def traced_stage_inputs(model, stage_paths, input_shape, seed=0):
     def observed(index, branches, module, args, output):
         for branch in branches:
             output = output[branch]
-        features.setdefault(index, (next(counter), output))
+        features.setdefault(index, (next(counter), branches_or_tensor(output)))
 
     stage_modules = set()
     for index, path in enumerate(stage_paths):

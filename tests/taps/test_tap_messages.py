@@ -45,3 +45,25 @@ def test_a_model_that_returns_several_outputs_is_not_told_to_select_a_branch_of_
                                        r"\[1\] \(2, 10\); kdzoo reads its logits as one tensor. Wrap the model") as error:
         TapRecorder(TwoLogits(), ['logits']).probe((3, 8, 8))
     assert 'model output[' not in str(error.value)
+
+
+class WithShape(nn.Module):
+    """Returns its feature with the feature's grid, as mmpretrain's Swin stages return ``(x, hw_shape)``."""
+
+    def __init__(self, second=None):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.second = second
+
+    def forward(self, x):
+        x = self.conv(x)
+        tokens = x.flatten(2).transpose(1, 2)
+        return tokens, (self.second(tokens) if self.second else tuple(x.shape[2:]))
+
+
+def test_a_tensor_returned_with_its_shape_is_the_feature_and_two_tensors_stay_branches():
+    model = nn.Sequential(WithShape())
+    spec = TapRecorder(model, ['0']).probe((3, 8, 8))['0']
+    assert (spec.kind, spec.shape, spec.grid) == ('tokens', (16, 8), (4, 4))
+    with pytest.raises(TypeError, match=r"tap '0' \(0\) returns 2 branches: \[0\] \(2, 16, 8\), \[1\] \(2, 16, 8\)"):
+        TapRecorder(nn.Sequential(WithShape(nn.Identity())), ['0']).probe((3, 8, 8))
