@@ -42,7 +42,8 @@ def test_a_stage_of_an_unknown_kind_names_the_stages_argument():
 
 def test_a_model_that_returns_several_outputs_is_not_told_to_select_a_branch_of_its_output():
     with pytest.raises(TypeError, match=r"tap 'logits': the model's forward returns 2 outputs: \[0\] \(2, 10\), "
-                                       r"\[1\] \(2, 10\); kdzoo reads its logits as one tensor. Wrap the model") as error:
+                                       r"\[1\] \(2, 10\); kdzoo reads its logits as one tensor. Wrap the "
+                                       r"model") as error:
         TapRecorder(TwoLogits(), ['logits']).probe((3, 8, 8))
     assert 'model output[' not in str(error.value)
 
