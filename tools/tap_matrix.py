@@ -280,6 +280,12 @@ def selected_families(parser, args):
     return chosen
 
 
+def label(family):
+    """'hrnet' for timm's, 'mm:hrnet' for mmpretrain's (both sources have an HRNet, a LeViT...)."""
+    source, name = family
+    return f'mm:{name}' if source == 'mmpretrain' else name
+
+
 def model_cfg(family, size):
     """The model config of one ``(source, name)`` family and its input size."""
     source, name = family
@@ -318,8 +324,8 @@ def main():
                 counts[outcome] += 1
                 cells.append(symbols[outcome].center(len(method) + 2))
                 if outcome != 'ok':
-                    notes.append(f"[{outcome}] {family[1]} {method} as {role}: {message.strip()}")
-        print(f"{family[1]:18s} {' '.join(cells)}  ({time.time() - start:.0f} s)", flush=True)
+                    notes.append(f"[{outcome}] {label(family)} {method} as {role}: {message.strip()}")
+        print(f"{label(family):18s} {' '.join(cells)}  ({time.time() - start:.0f} s)", flush=True)
     print(f"\nok {counts['ok']} / clear error {counts['clear']} / bad {counts['bad']}  "
           f"({sum(counts.values())} runs)\n")
     for note in notes:
