@@ -32,6 +32,24 @@ def test_qkv_tap_reads_the_attention_function_an_mmpretrain_module_keeps():
     assert vars(attention)['scaled_dot_product_attention'] is kept  # put back after the forward
 
 
+def test_a_failing_forward_puts_both_attention_functions_back():
+    import torch.nn.functional as F
+    model = MMPretrainClassifier(vit_cfg()).eval()
+    attention = model.get_submodule('model.backbone.layers.1.attn')
+    kept, global_sdpa = vars(attention)['scaled_dot_product_attention'], F.scaled_dot_product_attention
+    taps = TapRecorder(model, ['qkv:backbone.layers.1.attn'])
+    taps.probe(SIZE)
+
+    def fail(module, args, output):
+        raise RuntimeError('failed inside the attention')
+    attention.qkv.register_forward_hook(fail)
+    taps.start()
+    with pytest.raises(RuntimeError, match='failed inside the attention'):
+        model(torch.randn(2, *SIZE))
+    taps.stop()
+    assert vars(attention)['scaled_dot_product_attention'] is kept and F.scaled_dot_product_attention is global_sdpa
+
+
 def test_cakd_takes_an_mmpretrain_vit_teacher():
     from mmpretrain.structures import DataSample
 
