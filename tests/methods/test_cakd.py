@@ -412,3 +412,19 @@ def test_multi_view_generator_keeps_shape_and_dtype():
     masked = TRANSFORMS.build(dict(type='MultiViewGenerator'))
     patches = masked.mask_view(np.full((32, 32), 255, np.uint8))
     assert (patches == 0).sum() == 16 * 16  # 25 % of an 8×8 grid of 4×4 patches
+
+
+def test_a_learned_per_head_scale_falls_back_to_the_head_dim_rule():
+    """Channel attention (EdgeNeXt's) keeps a learned temperature per head as ``scale``: not a softmax scale
+    CAKD can use (the qkv: probe refuses such attention with a clear error); a number is taken as it is."""
+    import torch.nn as nn
+    from kdzoo.methods.cakd.distiller import attention_scale
+    per_head = nn.Module()
+    per_head.scale = nn.Parameter(torch.ones(4, 1, 1))
+    assert attention_scale(per_head, 16) == 16 ** -0.5
+    single = nn.Module()
+    single.scale = 0.125
+    assert attention_scale(single, 16) == 0.125
+    single.scale = torch.tensor(0.5)
+    assert attention_scale(single, 16) == 0.5
+    assert attention_scale(nn.Module(), 64) == 0.125

@@ -262,8 +262,16 @@ def find_teacher_attention(model, teacher_name, attention=None, tokens=None):
     tokens = final_tokens_path(model, attention) if tokens is None else resolve_tap(model, tokens).module_path
     # q, k, v as the module hands them to F.scaled_dot_product_attention: after any q/k norm and rotary
     # embedding, whether qkv is a called Linear or applied with F.linear; the probe refuses non-token attention
-    return TeacherAttention(f'qkv:{attention}', tokens, module.num_heads, head_dim,
-                            float(getattr(module, 'scale', head_dim ** -0.5)))
+    return TeacherAttention(f'qkv:{attention}', tokens, module.num_heads, head_dim, attention_scale(module, head_dim))
+
+
+def attention_scale(module, head_dim):
+    """The module's softmax scale when it is one number; a learned per-head scale (a temperature of channel
+    attention, which the qkv: probe refuses) or none falls back to 1/√d_h."""
+    scale = getattr(module, 'scale', None)
+    if isinstance(scale, (int, float)) or (torch.is_tensor(scale) and scale.numel() == 1):
+        return float(scale)
+    return head_dim ** -0.5
 
 
 # ------------------------------------------------------------------------------------------ the distiller
