@@ -4,6 +4,8 @@ import sys
 import pytest
 import torch
 
+import kdzoo  # noqa: F401  (registries and mmengine fixes, e.g. 'kdzoo::' config bases, for any single test file)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 torch.set_num_threads(min(2, torch.get_num_threads()))
